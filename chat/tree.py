@@ -1,0 +1,185 @@
+"""The message tree: the active branch, siblings, and choosing or copying branches."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from chat.models import Conversation, Message
+from chat.render import markdown_html
+
+PROVIDER_LABELS = {"groq": "Groq", "google": "Gemini", "anthropic": "Anthropic", "gateway": "AI Gateway",
+                   "local": "the local model"}
+
+
+@dataclass
+class MessageView:
+    """What the templates need of one message on the branch."""
+
+    id: Any
+    conversation_id: Any
+    role: str
+    content: str
+    status: str
+    is_edited: bool
+    metadata: dict[str, Any]
+    data_parts: list[dict[str, Any]]
+    sibling_index: int = 1
+    sibling_count: int = 1
+    prev_sibling: Any = None
+    next_sibling: Any = None
+    error: str = ""
+    switches: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def html(self) -> str:
+        return markdown_html(self.content)
+
+    @property
+    def provider(self) -> str:
+        return self.metadata.get("provider") or ""
+
+    @property
+    def model(self) -> str:
+        used = self.metadata.get("modelUsed") or ""
+        return used.split("/", 1)[1] if "/" in used else used
+
+    @property
+    def tokens(self):
+        return self.metadata.get("tokenCount")
+
+    @property
+    def cost(self):
+        cost = self.metadata.get("cost")
+        return f"{float(cost):.4f}" if cost not in (None, "") else ""
+
+    @property
+    def latency(self):
+        return self.metadata.get("latency")
+
+    @property
+    def cache(self) -> str:
+        return self.metadata.get("gatewayCache") or ""
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(p.get("content", "") for p in self.data_parts if p.get("type") == "thinking")
+
+
+def _children(messages: list[Message]) -> dict[Any, list[Message]]:
+    children: dict[Any, list[Message]] = defaultdict(list)
+    for m in messages:
+        children[m.parent_message_id].append(m)
+    for kids in children.values():
+        kids.sort(key=lambda m: m.created_at)
+    return children
+
+
+def deepest_leaf(children: dict[Any, list[Message]], node: Message) -> Message:
+    """Follow the newest child down to a leaf (the branch someone last worked on)."""
+    while children.get(node.id):
+        node = children[node.id][-1]
+    return node
+
+
+def branch_messages(conversation: Conversation) -> list[MessageView]:
+    messages = list(Message.objects.filter(conversation=conversation))
+    if not messages:
+        return []
+    by_id = {m.id: m for m in messages}
+    children = _children(messages)
+    leaf = by_id.get(conversation.active_leaf_id)
+    if leaf is None:
+        roots = children.get(None) or []
+        if not roots:
+            return []
+        leaf = deepest_leaf(children, roots[-1])
+    path = []
+    node: Message | None = leaf
+    while node is not None:
+        path.append(node)
+        node = by_id.get(node.parent_message_id) if node.parent_message_id else None
+    path.reverse()
+    views = []
+    for m in path:
+        siblings = children[m.parent_message_id]
+        index = next(i for i, s in enumerate(siblings) if s.id == m.id)
+        data_parts = m.data_parts or []
+        views.append(
+            MessageView(
+                id=m.id,
+                conversation_id=m.conversation_id,
+                role=m.role,
+                content=m.content,
+                status=m.status,
+                is_edited=m.is_edited,
+                metadata=m.metadata or {},
+                data_parts=data_parts,
+                sibling_index=index + 1,
+                sibling_count=len(siblings),
+                prev_sibling=siblings[index - 1].id if index > 0 else None,
+                next_sibling=siblings[index + 1].id if index + 1 < len(siblings) else None,
+                error=next((p.get("error", "") for p in data_parts if p.get("type") == "error"), ""),
+                switches=[{**p, "toLabel": PROVIDER_LABELS.get(p.get("toProvider"), p.get("toProvider"))}
+                          for p in data_parts if p.get("type") == "provider-switch"],
+            )
+        )
+    return views
+
+
+def message_view(message: Message) -> MessageView:
+    """One message with its siblings (for re-rendering a finished answer in place)."""
+    conversation = message.conversation
+    for view in branch_messages(conversation):
+        if view.id == message.id:
+            return view
+    # Not on the active branch (the user moved away): render it alone.
+    return MessageView(id=message.id, conversation_id=message.conversation_id, role=message.role,
+                       content=message.content, status=message.status, is_edited=message.is_edited,
+                       metadata=message.metadata or {}, data_parts=message.data_parts or [])
+
+
+def select_branch(conversation: Conversation, message_id) -> bool:
+    """Make the branch through ``message_id`` active (down to its newest leaf)."""
+    messages = list(Message.objects.filter(conversation=conversation).only("id", "parent_message_id", "created_at"))
+    node = next((m for m in messages if m.id == message_id), None)
+    if node is None:
+        return False
+    leaf = deepest_leaf(_children(messages), node)
+    Conversation.objects.filter(pk=conversation.pk).update(active_leaf=leaf.id)
+    conversation.active_leaf_id = leaf.id
+    return True
+
+
+def fork(conversation: Conversation, message_id) -> Conversation | None:
+    """Copy the path from the root to ``message_id`` into a new conversation that points back."""
+    messages = {m.id: m for m in Message.objects.filter(conversation=conversation)}
+    node = messages.get(message_id)
+    if node is None:
+        return None
+    path = []
+    while node is not None:
+        path.append(node)
+        node = messages.get(node.parent_message_id) if node.parent_message_id else None
+    path.reverse()
+    with transaction.atomic():
+        new = Conversation.objects.create(
+            user=conversation.user, title=f"{conversation.title} (fork)"[:200], parent=conversation,
+            settings=conversation.settings,
+        )
+        copies = []
+        parent_id = None
+        for m in path:
+            copy = Message(conversation=new, parent_message_id=parent_id, role=m.role, content=m.content,
+                           status=m.status if m.status != Message.Status.STREAMING else Message.Status.INCOMPLETE,
+                           metadata=m.metadata, data_parts=m.data_parts, tool_invocations=m.tool_invocations,
+                           is_edited=m.is_edited)
+            copies.append(copy)
+            parent_id = copy.id
+        Message.objects.bulk_create(copies)
+        new.active_leaf_id = parent_id
+        new.save(update_fields=["active_leaf"])
+    return new

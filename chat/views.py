@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from chat import tree
+from chat.models import Conversation
+from chat.turns import TIERS, mark_orphans
+
+
+def _get_conversation_for_user(request, conversation_id) -> Conversation:
+    return get_object_or_404(Conversation, pk=conversation_id, user=request.user)
+
+
+def _sidebar(request) -> dict:
+    q = request.GET.get("q", "").strip()[:200]
+    conversations = Conversation.objects.filter(user=request.user, is_archived=False)
+    if q:
+        conversations = conversations.filter(Q(title__icontains=q) | Q(messages__content__icontains=q)).distinct()
+    return {"conversations": conversations.only("id", "title", "updated_at")[:100], "q": q}
+
+
+@login_required
+@require_GET
+def index(request):
+    return render(request, "chat/index.html", {**_sidebar(request), "messages": [], "conversation": None,
+                                               "tiers": TIERS, "tier": "balanced"})
+
+
+@login_required
+@require_GET
+def conversation(request, conversation_id):
+    convo = _get_conversation_for_user(request, conversation_id)
+    mark_orphans(convo.id)
+    return render(request, "chat/index.html", {
+        **_sidebar(request), "conversation": convo, "messages": tree.branch_messages(convo), "tiers": TIERS,
+        "tier": (convo.settings or {}).get("tier", "balanced"),
+    })
+
+
+@login_required
+@require_POST
+def select(request, conversation_id, message_id):
+    convo = _get_conversation_for_user(request, conversation_id)
+    if not tree.select_branch(convo, message_id):
+        raise Http404("No such message in this conversation.")
+    if request.htmx:
+        return render(request, "chat/partials/_branch.html", {"messages": tree.branch_messages(convo)})
+    return redirect("chat:conversation", convo.id)
+
+
+@login_required
+@require_POST
+def fork(request, conversation_id, message_id):
+    convo = _get_conversation_for_user(request, conversation_id)
+    new = tree.fork(convo, message_id)
+    if new is None:
+        raise Http404("No such message in this conversation.")
+    return redirect("chat:conversation", new.id)

@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from chimera import flags
+from chimera.models import ApiKey, RuntimeFlags, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    fieldsets = (*BaseUserAdmin.fieldsets, ("Chimera", {"fields": ("tier",)}))
+    add_fieldsets = (*BaseUserAdmin.add_fieldsets, ("Chimera", {"fields": ("tier",)}))
+    list_display = ("username", "email", "tier", "is_staff", "date_joined")
+    list_filter = ("tier", "is_staff", "is_active")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at")
+    search_fields = ("name", "user__username", "prefix")
+
+
+@admin.register(RuntimeFlags)
+class RuntimeFlagsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "updated_at")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        flags.invalidate()  # every process sees the change within seconds: instant rollback

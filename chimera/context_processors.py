@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.conf import settings
+
+PROVIDER_KEYS = ("GROQ_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY", "AI_GATEWAY_API_KEY")
+
+
+def embedded_banner() -> str:
+    """What the page says when answers do not come from real providers."""
+    if settings.CHIMERA_EMULATOR_URL:
+        return f"Provider emulator mode: answers come from the emulator at {settings.CHIMERA_EMULATOR_URL}."
+    if not any(getattr(settings, key) for key in PROVIDER_KEYS):
+        return (
+            "Embedded mode: no provider key is set, so every answer comes from the local model "
+            "SmolLM2-135M-Instruct (llama.cpp). Set GROQ_API_KEY, GOOGLE_API_KEY or ANTHROPIC_API_KEY for real providers."
+        )
+    return ""
+
+
+def chimera(request):
+    return {"embedded_banner": embedded_banner(), "max_message_chars": settings.CHIMERA_MAX_MESSAGE_CHARS}

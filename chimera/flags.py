@@ -1,0 +1,87 @@
+"""Runtime flags (the spec's Edge Config): the switches for instant rollback.
+
+Read on the hot path, so they are cached in process for ``TTL`` seconds and
+keyed by a version number in the shared cache: saving the flags bumps the
+version and every process picks the change up on its next read after the TTL.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+
+DEFAULTS: dict[str, Any] = {
+    "enableStreaming": True,
+    "enableAIGateway": True,
+    "enableCaching": True,
+    "enableFailover": True,
+    "providers": {"primary": "groq", "fallback": "google", "disabled": []},
+    "rateLimit": {"enabled": True, "freeLimit": None, "proLimit": None},
+}
+
+TTL = 2.0
+_VERSION_KEY = "chimera:flags:version"
+_local: dict[str, Any] = {"at": 0.0, "version": None, "value": None}
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _defaults() -> dict[str, Any]:
+    value = copy.deepcopy(DEFAULTS)
+    value["rateLimit"]["freeLimit"] = settings.CHIMERA_RATE_LIMIT_FREE
+    value["rateLimit"]["proLimit"] = settings.CHIMERA_RATE_LIMIT_PRO
+    return value
+
+
+def get_flags() -> dict[str, Any]:
+    """The current flags (defaults merged with the stored row). Callers must not mutate."""
+    now = time.monotonic()
+    if _local["value"] is not None and now - _local["at"] < TTL:
+        return _local["value"]
+    version = cache.get(_VERSION_KEY, 0)
+    if _local["value"] is None or version != _local["version"]:
+        from chimera.models import RuntimeFlags
+
+        row = RuntimeFlags.objects.filter(pk=1).first()
+        _local["value"] = _merge(_defaults(), row.value if row else {})
+        _local["version"] = version
+    _local["at"] = now
+    return _local["value"]
+
+
+async def aget_flags() -> dict[str, Any]:
+    if _local["value"] is not None and time.monotonic() - _local["at"] < TTL:
+        return _local["value"]
+    return await sync_to_async(get_flags)()
+
+
+def set_flags(value: dict[str, Any]) -> dict[str, Any]:
+    """Store the flags (merged over what is stored) and make every process see them."""
+    from chimera.models import RuntimeFlags
+
+    row, _ = RuntimeFlags.objects.get_or_create(pk=1)
+    row.value = _merge(row.value, value)
+    row.save()
+    invalidate()
+    return get_flags()
+
+
+def invalidate() -> None:
+    try:
+        cache.incr(_VERSION_KEY)
+    except ValueError:
+        cache.set(_VERSION_KEY, 1, None)
+    _local.update(at=0.0, value=None, version=None)

@@ -1,0 +1,211 @@
+"""Chimera settings: everything from the environment, with safe embedded defaults.
+
+With nothing set, Chimera runs embedded: a SQLite file, in-memory channel layer
+and cache, Celery tasks in-process, and every tier routed to the local model.
+``DATABASE_URL``, ``REDIS_URL`` and provider keys switch on the real services.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envstr(name: str, default: str = "") -> str:
+    """A string setting; ``NAME_FILE`` (a path) wins, so secrets can come from files."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value in ("True", "true", "1"):
+        return True
+    if value in ("False", "false", "0"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}")
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = envstr("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (make run sets DEBUG=True).")
+    SECRET_KEY = "chimera-insecure-development-key"  # noqa: S105 - DEBUG only
+
+ALLOWED_HOSTS = [h.strip() for h in envstr("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in envstr("CSRF_TRUSTED_ORIGINS").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "chimera",
+    "providers",
+    "usage",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "chimera.urls"
+ASGI_APPLICATION = "chimera.asgi.application"
+AUTH_USER_MODEL = "chimera.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:index"
+LOGOUT_REDIRECT_URL = "login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "chimera.context_processors.chimera",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------
+DATABASE_URL = envstr("DATABASE_URL")
+if DATABASE_URL:
+    import dj_database_url
+
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0))}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": envstr("SQLITE_PATH", str(BASE_DIR / "var" / "chimera.sqlite3")),
+            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- redis: channel layer, cache, limits, replay buffers, breaker ----------------
+REDIS_URL = envstr("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "chimera"),
+        }
+    }
+    # django-ratelimit warns that Django's own RedisCache is untested with it; it works.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "chimera"}}
+    # One process embedded: local memory is the shared memory.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# --- celery ---------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "evaluate-alerts": {"task": "usage.tasks.evaluate_alerts", "schedule": 60.0},
+}
+
+# --- providers ------------------------------------------------------------------
+CHIMERA_EMULATOR_URL = envstr("CHIMERA_EMULATOR_URL").rstrip("/")
+CHIMERA_LOCAL_MODEL_URL = envstr("CHIMERA_LOCAL_MODEL_URL", "http://127.0.0.1:8766/v1").rstrip("/")
+GROQ_API_KEY = envstr("GROQ_API_KEY")
+GOOGLE_API_KEY = envstr("GOOGLE_API_KEY") or envstr("GEMINI_API_KEY")
+ANTHROPIC_API_KEY = envstr("ANTHROPIC_API_KEY")
+AI_GATEWAY_API_KEY = envstr("AI_GATEWAY_API_KEY")
+GROQ_BASE_URL = envstr("GROQ_BASE_URL")
+GEMINI_BASE_URL = envstr("GEMINI_BASE_URL")
+ANTHROPIC_BASE_URL = envstr("ANTHROPIC_BASE_URL")
+AI_GATEWAY_BASE_URL = envstr("AI_GATEWAY_BASE_URL")
+_catalog_file = envstr("CHIMERA_CATALOG_FILE")
+CHIMERA_CATALOG: dict = json.loads(Path(_catalog_file).read_text()) if _catalog_file else {}
+
+# --- chat -----------------------------------------------------------------------
+CHIMERA_MAX_MESSAGE_CHARS = envint("CHIMERA_MAX_MESSAGE_CHARS", 32_000)
+# How often a streaming answer is written to the database (ms); writes stay off the token path.
+CHIMERA_CHECKPOINT_MS = envint("CHIMERA_CHECKPOINT_MS", 1000)
+# Messages per tier per hour (the spec's freeLimit / proLimit; runtime flags can change them).
+CHIMERA_RATE_LIMIT_FREE = envint("CHIMERA_RATE_LIMIT_FREE", 100)
+CHIMERA_RATE_LIMIT_PRO = envint("CHIMERA_RATE_LIMIT_PRO", 1000)
+CHIMERA_RATE_LIMIT_WINDOW_S = envint("CHIMERA_RATE_LIMIT_WINDOW_S", 3600)
+CHIMERA_DEMO_USER = envstr("CHIMERA_DEMO_USER", "demo")
+
+# --- alerts (the spec's thresholds) ----------------------------------------------
+CHIMERA_ALERT_ERROR_RATE = float(envstr("CHIMERA_ALERT_ERROR_RATE", "0.05"))
+CHIMERA_ALERT_LATENCY_P95_MS = envint("CHIMERA_ALERT_LATENCY_P95_MS", 5000)
+CHIMERA_ALERT_COST_PER_HOUR = envstr("CHIMERA_ALERT_COST_PER_HOUR", "10")
+CHIMERA_ALERT_WEBHOOK_URL = envstr("CHIMERA_ALERT_WEBHOOK_URL")
+
+# --- i18n, static ---------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 1_048_576)
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # The SDKs' HTTP clients log request lines; never let headers (keys) through.
+        "httpx2": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}

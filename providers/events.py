@@ -1,0 +1,112 @@
+"""The normalised events every adapter and the router yield.
+
+Adapters turn each vendor's stream into these few frozen dataclasses; nothing
+vendor-specific crosses this line. The router adds ``ProviderSwitched``,
+``AttemptFinished`` and ``StreamError``; transports render all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+    kind: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+    kind: Literal["reasoning"] = "reasoning"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["tool-call"] = "tool-call"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as the provider reported them (cumulative for the attempt)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    kind: Literal["usage"] = "usage"
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    # "stop", "length", "tool-calls", "content-filter", "other"
+    reason: str = "stop"
+    kind: Literal["finish"] = "finish"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSwitched:
+    """The router moved to the next provider after content had reached the client.
+
+    ``mode`` is "continue" when the new provider continues the partial text, or
+    "restart" when the client must replace the text shown so far.
+    """
+
+    from_provider: str
+    to_provider: str
+    model: str
+    mode: Literal["continue", "restart"] = "continue"
+    reason: str = ""
+    kind: Literal["provider-switched"] = "provider-switched"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted:
+    provider: str
+    model: str
+    attempt: int
+    kind: Literal["attempt-started"] = "attempt-started"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    """One provider attempt is over (success or failure); one usage row each."""
+
+    provider: str
+    model: str
+    usage: Usage
+    latency_ms: int
+    ttft_ms: int | None
+    error: str = ""
+    status: int | None = None
+    cache_hit: bool = False
+    kind: Literal["attempt-finished"] = "attempt-finished"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """Terminal: every route failed. The partial text (if any) must be kept."""
+
+    message: str
+    retryable: bool = True
+    provider: str | None = None
+    status: int | None = None
+    kind: Literal["error"] = "error"
+
+
+Event = Union[
+    TextDelta,
+    ReasoningDelta,
+    ToolCall,
+    Usage,
+    Finish,
+    ProviderSwitched,
+    AttemptStarted,
+    AttemptFinished,
+    StreamError,
+]

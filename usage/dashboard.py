@@ -1,0 +1,55 @@
+"""The staff dashboard's numbers: latency percentiles, tokens and cost, errors, cache, by provider/model."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from usage.models import Alert, UsageMetric
+
+
+def percentile(values: list[int], p: float) -> int | None:
+    if not values:
+        return None
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def summary(hours: int = 24) -> dict:
+    since = timezone.now() - timedelta(hours=hours)
+    rows = UsageMetric.objects.filter(created_at__gte=since)
+    groups = []
+    for key in rows.values("provider", "model").annotate(n=Count("id")).order_by("-n")[:50]:
+        sub = rows.filter(provider=key["provider"], model=key["model"])
+        latencies = list(sub.filter(error="").exclude(latency_ms=None).values_list("latency_ms", flat=True)[:5000])
+        ttfts = list(sub.filter(error="").exclude(ttft_ms=None).values_list("ttft_ms", flat=True)[:5000])
+        agg = sub.aggregate(
+            input=Sum("input_tokens"), output=Sum("output_tokens"), cost=Sum("cost_usd"),
+            errors=Count("id", filter=~Q(error="")), hits=Count("id", filter=Q(cache_hit=True)),
+            unpriced=Count("id", filter=Q(cost_usd=None, cache_hit=False)),
+        )
+        n = key["n"]
+        groups.append({
+            **key, "requests": n, "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+            "p99": percentile(latencies, 99), "ttft_p95": percentile(ttfts, 95),
+            "tokens": (agg["input"] or 0) + (agg["output"] or 0), "cost": agg["cost"] or Decimal("0"),
+            "error_rate": (agg["errors"] / n) if n else 0, "cache_hit_rate": (agg["hits"] / n) if n else 0,
+            "unpriced": agg["unpriced"],
+        })
+    totals = rows.aggregate(cost=Sum("cost_usd"), n=Count("id"), errors=Count("id", filter=~Q(error="")),
+                            hits=Count("id", filter=Q(cache_hit=True)))
+    n = totals["n"] or 0
+    return {
+        "hours": hours,
+        "groups": groups,
+        "total_cost": totals["cost"] or Decimal("0"),
+        "cost_per_hour": (totals["cost"] or Decimal("0")) / hours,
+        "requests": n,
+        "error_rate": (totals["errors"] / n) if n else 0,
+        "cache_hit_rate": (totals["hits"] / n) if n else 0,
+        "alerts": Alert.objects.all()[:20],
+    }
