@@ -1,24 +1,30 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from chimera.models import User
 
+CREDENTIALS = Path(settings.BASE_DIR) / "var" / "demo-credentials.txt"
+
 
 class Command(BaseCommand):
-    help = "Create the demo account if it does not exist, and print how to sign in."
+    help = "Create the demo account (staff, pro tier) if missing, and print how to sign in."
 
     def handle(self, **options):
         username = settings.CHIMERA_DEMO_USER
         user = User.objects.filter(username=username).first()
-        if user is None:
+        if user is None or not CREDENTIALS.exists():
             password = secrets.token_urlsafe(9)
-            User.objects.create_user(username=username, password=password, tier=User.Tier.PRO, is_staff=True,
-                                     is_superuser=True)
-            self.stdout.write(self.style.SUCCESS(f"Demo account: username {username}  password {password}"))
-        else:
-            self.stdout.write(f"Demo account {username!r} exists (password printed when it was created; "
-                              f"reset with: manage.py changepassword {username}).")
+            if user is None:
+                user = User(username=username, tier=User.Tier.PRO, is_staff=True, is_superuser=True)
+            user.set_password(password)
+            user.save()
+            CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
+            CREDENTIALS.write_text(f"{username} {password}\n")
+            CREDENTIALS.chmod(0o600)
+        username, password = CREDENTIALS.read_text().split()
+        self.stdout.write(self.style.SUCCESS(f"Demo account: username {username}  password {password}"))

