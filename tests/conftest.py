@@ -34,6 +34,15 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_sessionstart(session):
+    # A SQLite test database is a file shared with the live server; stale WAL files from an
+    # earlier run make SQLite report "disk I/O error" on the recreated database.
+    # Files of test runs that ended more than an hour ago go too.
+    for leftover in (ROOT / "var").glob("test-*.sqlite3*"):
+        if f"test-{os.getpid()}." in leftover.name or time.time() - leftover.stat().st_mtime > 3600:
+            leftover.unlink(missing_ok=True)
+
+
 # ---- ordering: browser tests last (ENVIRONMENT.md pothole 6) ---------------------------
 def pytest_collection_modifyitems(config, items):
     def is_browser(item) -> bool:
@@ -166,6 +175,11 @@ def start_live_server(emulator_url: str, extra_env: dict[str, str] | None = None
             time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}")
+
+
+@pytest.fixture(autouse=True)
+def _live_server_helper():
+    """Replaces pytest-django's helper of the same name: our `live_server` is daphne in a subprocess."""
 
 
 @pytest.fixture

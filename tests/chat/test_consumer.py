@@ -1,0 +1,200 @@
+"""The page's WebSocket on real services (Postgres and Redis in CI) with the emulator behind it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from chat.models import Conversation, Message
+from chimera import flags
+from tests.chat.helpers import connect, frames_until, send, status_of, streamed_text
+from usage.models import UsageMetric
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def count(model, **filters) -> int:
+    return await model.objects.filter(**filters).acount()
+
+
+async def test_it_refuses_a_socket_without_a_logged_in_session():
+    communicator = await connect(user=None)
+    connected, _ = await communicator.connect()
+    assert connected is False
+
+
+async def test_it_streams_an_answer_and_saves_both_messages(alice, emu):
+    communicator = await connect(alice)
+    assert (await communicator.connect())[0]
+    await send(communicator, action="send", message="Explain quantum computing", tier="balanced")
+    frames = await frames_until(communicator, 'data-testid="message-complete"')
+    await communicator.disconnect()
+
+    status = status_of(frames)
+    message_id = status["message-id"]
+    assistant = await Message.objects.aget(pk=message_id)
+    user_message = await Message.objects.aget(pk=assistant.parent_message_id)
+    assert user_message.role == "user" and user_message.content == "Explain quantum computing"
+    assert assistant.status == Message.Status.COMPLETE
+    # Streamed in several steps, and what was streamed is what was saved.
+    assert sum(f.count(f"beforeend:#mc-{message_id}") for f in frames) >= 3
+    assert streamed_text(frames, message_id) == assistant.content
+    assert assistant.metadata["provider"] == "groq"
+    assert assistant.metadata["traceId"] and assistant.metadata["tokenCount"] > 0
+    assert 'data-provider="groq"' in frames[-1]
+    conversation = await Conversation.objects.aget(pk=assistant.conversation_id)
+    assert conversation.user_id == alice.id and conversation.active_leaf_id == assistant.id
+    assert conversation.title == "Explain quantum computing"
+    usage = [u async for u in UsageMetric.objects.filter(message_id=assistant.id)]
+    assert len(usage) == 1 and usage[0].output_tokens > 0 and usage[0].cost_usd is not None
+
+
+async def test_a_second_message_carries_the_history(alice, emu):
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="My name is Alice.")
+    frames = await frames_until(communicator, 'data-testid="message-complete"')
+    conversation_id = status_of(frames)["conversation-id"]
+    await send(communicator, action="send", message="What is my name?", conversation_id=conversation_id)
+    await frames_until(communicator, 'data-testid="message-complete"')
+    await communicator.disconnect()
+    sent = emu.requests()[-1]["body"]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[0]["content"] == "My name is Alice." and sent[2]["content"] == "What is my name?"
+    assert await count(Message, conversation_id=conversation_id) == 4
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [("", "Type a message"), ("   \n ", "Type a message"), ("x" * 32_001, "the limit is 32,000")],
+)
+async def test_it_refuses_bad_input_visibly_and_stores_nothing(alice, emu, message, expected):
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message=message)
+    frames = await frames_until(communicator, 'data-testid="input-error"')
+    await communicator.disconnect()
+    assert expected in frames[-1]
+    assert await count(Message) == 0 and await count(Conversation) == 0
+    assert emu.requests() == []
+
+
+async def test_a_message_of_exactly_the_maximum_length_is_accepted(alice, emu):
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="y" * 32_000)
+    await frames_until(communicator, 'data-testid="message-complete"')
+    await communicator.disconnect()
+    assert await count(Message, role="user") == 1
+
+
+async def test_another_users_conversation_is_not_found(alice, bob, emu):
+    conversation = await Conversation.objects.acreate(user=bob, title="Bob's")
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="Hello", conversation_id=str(conversation.id))
+    frames = await frames_until(communicator, 'data-testid="input-error"')
+    await communicator.disconnect()
+    assert "does not exist" in frames[-1]
+    assert await count(Message) == 0
+
+
+async def test_it_enforces_the_rate_limit_with_a_retry_time(alice, emu):
+    await asyncio.to_thread(flags.set_flags, {"rateLimit": {"freeLimit": 2}})
+    communicator = await connect(alice)
+    await communicator.connect()
+    for n in range(2):
+        await send(communicator, action="send", message=f"Message {n}")
+        await frames_until(communicator, 'data-testid="message-complete"')
+    await send(communicator, action="send", message="One too many")
+    frames = await frames_until(communicator, 'data-testid="rate-limit-error"')
+    await communicator.disconnect()
+    assert "try again in" in frames[-1] and "seconds" in frames[-1]
+    assert await count(Message, role="user") == 2
+
+
+async def test_closing_the_socket_mid_answer_loses_nothing(alice, emu):
+    emu.timing(provider="*", ttft_ms=20, chunk_ms=15, chunks=60)
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="Tell me a long story")
+    frames = await frames_until(communicator, "beforeend:#mc-")
+    message_id = status_of(frames)["message-id"]
+    await communicator.disconnect()  # the tab closes
+
+    for _ in range(200):
+        message = await Message.objects.aget(pk=message_id)
+        if message.status != Message.Status.STREAMING:
+            break
+        await asyncio.sleep(0.05)
+    assert message.status == Message.Status.COMPLETE
+    assert len(message.content.split()) >= 50
+
+
+async def test_stop_keeps_the_partial_answer(alice, emu):
+    emu.timing(provider="*", ttft_ms=20, chunk_ms=40, chunks=200)
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="Count slowly")
+    frames = await frames_until(communicator, "beforeend:#mc-")
+    message_id = status_of(frames)["message-id"]
+    frames += await frames_until(communicator, "beforeend:#mc-")
+    await send(communicator, action="stop", message_id=message_id)
+    frames += await frames_until(communicator, 'data-state="idle"')
+    await communicator.disconnect()
+    message = await Message.objects.aget(pk=message_id)
+    assert message.status == Message.Status.INCOMPLETE
+    assert message.content and streamed_text(frames, message_id).startswith(message.content[:10])
+    assert len(message.content.split()) < 200
+    assert 'data-testid="retry-button"' in frames[-1]
+    assert await count(UsageMetric, message_id=message_id) == 1
+
+
+async def test_reattaching_replays_the_text_so_far_then_follows_live(alice, emu):
+    emu.timing(provider="*", ttft_ms=20, chunk_ms=20, chunks=80)
+    first = await connect(alice)
+    await first.connect()
+    await send(first, action="send", message="Stream for a while")
+    frames = await frames_until(first, "beforeend:#mc-")
+    message_id = status_of(frames)["message-id"]
+    await first.disconnect()  # a reload
+
+    second = await connect(alice)
+    await second.connect()
+    await send(second, action="attach", message_id=message_id)
+    frames = await frames_until(second, 'data-testid="message-complete"')
+    await second.disconnect()
+    assert f'id="mc-{message_id}"' in frames[0]  # the text so far, in one piece
+    message = await Message.objects.aget(pk=message_id)
+    assert message.status == Message.Status.COMPLETE
+
+
+async def test_regenerate_adds_a_sibling_and_edit_adds_a_branch(alice, emu):
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="First question")
+    frames = await frames_until(communicator, 'data-testid="message-complete"')
+    status = status_of(frames)
+    first_answer = status["message-id"]
+    conversation_id = status["conversation-id"]
+
+    await send(communicator, action="regenerate", message_id=first_answer, conversation_id=conversation_id)
+    frames = await frames_until(communicator, 'data-testid="message-complete"')
+    second_answer = status_of(frames)["message-id"]
+    assert second_answer != first_answer
+    a1 = await Message.objects.aget(pk=first_answer)
+    a2 = await Message.objects.aget(pk=second_answer)
+    assert a1.parent_message_id == a2.parent_message_id  # siblings
+    assert "2/2" in "".join(frames)
+
+    await send(communicator, action="edit", message_id=str(a1.parent_message_id), message="Edited question",
+               conversation_id=conversation_id)
+    frames = await frames_until(communicator, 'data-testid="message-complete"')
+    await communicator.disconnect()
+    edited_answer = await Message.objects.select_related("parent_message").aget(pk=status_of(frames)["message-id"])
+    assert edited_answer.parent_message.content == "Edited question" and edited_answer.parent_message.is_edited
+    assert edited_answer.parent_message.parent_message_id is None  # a sibling of the original question
+    assert await count(Message, conversation_id=conversation_id) == 5  # nothing was deleted
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.active_leaf_id == edited_answer.id

@@ -1,0 +1,115 @@
+"""The spec's Playwright scenarios, in real Chromium against a live daphne and the emulator.
+
+No timed assertions on speed: the spec's 500 ms / 2 s budgets are measured in bench/,
+here the waits are generous so a loaded 2-core machine does not flake.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from chat.models import Conversation, Message
+from tests.conftest import PASSWORD, start_live_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def send(page, text: str) -> None:
+    page.fill('[data-testid="chat-input"]', text)
+    page.click('[data-testid="send-button"]')
+
+
+def test_it_streams_a_response_in_real_time_and_keeps_it(logged_in_page, live_server, emu):
+    page = logged_in_page
+    emu.timing(provider="*", ttft_ms=300, chunk_ms=25, chunks=60)
+    # Count how many times the answer's text changes while it streams.
+    page.evaluate(
+        """() => { window.__mutations = 0;
+          new MutationObserver(() => window.__mutations++).observe(document.getElementById('messages'),
+            {childList: true, subtree: true, characterData: true}); }"""
+    )
+    send(page, "Explain quantum computing")
+    expect(page.locator('[data-testid="thinking-indicator"]').first).to_be_visible()
+    content = page.locator('[data-testid="message-content"]').last
+    expect(content).to_contain_text(re.compile(r".+"))
+    expect(page.locator('[data-testid="message-complete"]')).to_be_visible(timeout=30_000)
+    assert page.evaluate("window.__mutations") >= 5  # it arrived in several steps, not at once
+    metadata = page.locator('[data-testid="message-metadata"]')
+    assert metadata.get_attribute("data-provider") == "groq"
+    assert metadata.get_attribute("data-model")
+    answer = content.inner_text()
+    assert len(answer) > 40
+
+    # Reload: the conversation is listed, with both messages.
+    page.reload()
+    expect(page.locator('[data-testid="conversation-link"]').first).to_have_text("Explain quantum computing")
+    expect(page.locator('[data-testid="user-message"]')).to_have_text("Explain quantum computing")
+    expect(page.locator('[data-testid="message-content"]').last).to_contain_text(answer[:30])
+    assert re.search(r"/c/[0-9a-f-]{36}/$", page.url)
+
+
+def test_the_conversation_survives_a_server_restart(logged_in_page, live_server, emu):
+    page = logged_in_page
+    send(page, "Remember this across restarts")
+    expect(page.locator('[data-testid="message-complete"]')).to_be_visible(timeout=30_000)
+    url = page.url
+    live_server.process.terminate()
+    live_server.process.wait(timeout=10)
+
+    restarted = start_live_server(emu.url)
+    try:
+        page.goto(url.replace(live_server.url, restarted.url))
+        if "/accounts/login/" in page.url:  # a new origin port means a new cookie jar entry
+            page.fill('[data-testid="username"]', "alice")
+            page.fill('[data-testid="password"]', PASSWORD)
+            page.click('[data-testid="login-button"]')
+            page.goto(url.replace(live_server.url, restarted.url))
+        expect(page.locator('[data-testid="user-message"]')).to_have_text("Remember this across restarts")
+        expect(page.locator('[data-testid="message-complete"]')).to_be_visible()
+    finally:
+        restarted.process.terminate()
+        restarted.process.wait(timeout=10)
+
+
+def test_it_handles_provider_failover_gracefully(logged_in_page, live_server, emu):
+    page = logged_in_page
+    emu.fault(provider="groq", kind="status", status=503)  # the primary is down until cleared
+    send(page, "Test failover")
+    expect(page.locator('[data-testid="message-content"]').last).to_contain_text(re.compile(r".+"), timeout=15_000)
+    expect(page.locator('[data-testid="message-complete"]')).to_be_visible(timeout=30_000)
+    provider = page.locator('[data-testid="message-metadata"]').get_attribute("data-provider")
+    assert provider == "google"
+
+
+def test_it_enforces_rate_limiting(logged_in_page, live_server, emu):
+    from chimera import flags
+
+    flags.set_flags({"rateLimit": {"freeLimit": 10}})
+    page = logged_in_page
+    for i in range(10):
+        send(page, f"Message {i}")
+        expect(page.locator('[data-testid="message-complete"]')).to_have_count(i + 1, timeout=30_000)
+    send(page, "Rate limited message")
+    error = page.locator('[data-testid="rate-limit-error"]')
+    expect(error).to_be_visible()
+    expect(error).to_contain_text(re.compile(r"try again in \d+ seconds"))
+    assert Message.objects.filter(role="user").count() == 10
+
+
+def test_bad_input_shows_a_message_and_stores_nothing(logged_in_page, live_server, emu):
+    page = logged_in_page
+    send(page, "   ")
+    expect(page.locator('[data-testid="input-error"]')).to_contain_text("Type a message")
+    page.fill('[data-testid="chat-input"]', "x" * 32_001)
+    page.click('[data-testid="send-button"]')
+    expect(page.locator('[data-testid="input-error"]')).to_contain_text("the limit is 32,000")
+    assert page.locator('[data-testid="chat-input"]').input_value() == "x" * 32_001  # nothing typed is lost
+    assert Conversation.objects.count() == 0 and Message.objects.count() == 0
+
+
+def test_the_chat_page_requires_login(page, live_server):
+    page.goto(live_server.url + "/")
+    assert "/accounts/login/" in page.url
