@@ -304,6 +304,8 @@ class Router:
                 latency_ms = int((mono() - started) * 1000)
 
                 if err is None:
+                    if usage is None:  # some servers (llama.cpp) send no usage: estimate, never count 0
+                        usage = _estimated_usage(request, "".join(text_parts[attempt_text_from:]))
                     await breaker.record_success(key)
                     yield AttemptFinished(
                         choice.provider, choice.model, usage or _NO_USAGE, latency_ms, ttft_ms
