@@ -427,13 +427,30 @@ def _prepare(
     parent_id=None,
     edit_of=None,
     regenerate_of=None,
+    new_conversation_id=None,
+    seed: tuple[tuple[str, str], ...] = (),
+    user_data_parts: list[dict[str, Any]] | None = None,
 ) -> Turn:
     """One thread hop, one transaction: everything written before any provider is called."""
     with transaction.atomic():
         created = False
+        seeded: list[Message] = []
         if conversation_id is None:
-            conversation = Conversation.objects.create(user=user, title=_title(content))
+            first = next((text for role, text in seed if role == Message.Role.USER), content)
+            conversation = Conversation.objects.create(
+                id=new_conversation_id or uuid.uuid4(), user=user, title=_title(first)
+            )
             created = True
+            # Earlier messages a client sent for a conversation we had not seen (API clients
+            # keep their own history): stored as one chain the new message continues.
+            parent_seed = None
+            for role, text in seed:
+                seeded.append(Message(conversation=conversation, parent_message_id=parent_seed, role=role,
+                                      content=text, status=Message.Status.COMPLETE))
+                parent_seed = seeded[-1].id
+            if seeded:
+                Message.objects.bulk_create(seeded)
+                conversation.active_leaf_id = parent_seed
         else:
             conversation = get_conversation_for_user(user, conversation_id)
         now = timezone.now()
@@ -464,6 +481,7 @@ def _prepare(
                 content=content,
                 status=Message.Status.COMPLETE,
                 is_edited=edit_of is not None,
+                data_parts=user_data_parts or None,
             )
             path.append(user_message)
             user_message_id = user_message.id
@@ -502,8 +520,16 @@ async def start_turn(
     parent_id=None,
     edit_of=None,
     regenerate_of=None,
+    new_conversation_id=None,
+    seed: tuple[tuple[str, str], ...] = (),
+    user_data_parts: list[dict[str, Any]] | None = None,
 ) -> Turn:
-    """Validate, rate-limit, persist, then launch the answer. Raises TurnError."""
+    """Validate, rate-limit, persist, then launch the answer. Raises TurnError.
+
+    For a new conversation (no ``conversation_id``), ``new_conversation_id`` picks its id
+    and ``seed`` ((role, content) pairs, oldest first) stores earlier messages before the
+    new one. ``user_data_parts`` are stored on the new user message.
+    """
     options = validate_options(options or TurnOptions())
     if regenerate_of is None:
         content = validate_content(content)
@@ -511,7 +537,8 @@ async def start_turn(
     if retry_after:
         raise RateLimited(retry_after)
     turn = await sync_to_async(_prepare)(
-        user, content or "", options, conversation_id, parent_id, edit_of, regenerate_of
+        user, content or "", options, conversation_id, parent_id, edit_of, regenerate_of,
+        new_conversation_id, tuple(seed), user_data_parts,
     )
     _running[turn.id] = turn
     turn.task = asyncio.create_task(turn.run(), name=f"turn-{turn.id}")

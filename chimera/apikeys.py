@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from chimera.models import ApiKey, User
@@ -37,4 +38,8 @@ def user_for_key(raw: str) -> User | None:
 
 
 def revoke(user: User, key_id) -> bool:
-    return ApiKey.objects.filter(user=user, pk=key_id, revoked_at__isnull=True).update(revoked_at=timezone.now()) == 1
+    try:
+        keys = ApiKey.objects.filter(user=user, pk=key_id, revoked_at__isnull=True)
+        return keys.update(revoked_at=timezone.now()) == 1
+    except (ValidationError, ValueError):  # not a key id at all (a tampered form)
+        return False

@@ -50,7 +50,7 @@ SECRET_KEY = envstr("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (make run sets DEBUG=True).")
-    SECRET_KEY = "chimera-insecure-development-key"  # noqa: S105 - DEBUG only
+    SECRET_KEY = "chimera-insecure-development-key"
 
 ALLOWED_HOSTS = [h.strip() for h in envstr("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in envstr("CSRF_TRUSTED_ORIGINS").split(",") if o.strip()]
@@ -127,8 +127,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- redis: channel layer, cache, limits, replay buffers, breaker ----------------
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
+    # Every consumer blocks in BZPOPMIN for up to 5 s; redis-py 8's default 5 s socket timeout races it
+    # and kills idle sockets with 1011, so give reads room beyond the blocking timeout.
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+        }
     }
     CACHES = {
         "default": {

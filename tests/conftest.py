@@ -21,7 +21,7 @@ from django.conf import settings as django_settings
 pytest_plugins = ["tests.fixtures.emulator"]
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "correct-horse-battery"  # noqa: S105 - test personas only
+PASSWORD = "correct-horse-battery"
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -53,3 +53,19 @@ def summary(hours: int = 24) -> dict:
         "cache_hit_rate": (totals["hits"] / n) if n else 0,
         "alerts": Alert.objects.all()[:20],
     }
+
+
+def with_error_rates(providers: list[dict], minutes: int = 5) -> list[dict]:
+    """Add each provider's recent error rate (from usage rows) to its breaker row."""
+    since = timezone.now() - timedelta(minutes=minutes)
+    counts = {
+        row["provider"]: row
+        for row in UsageMetric.objects.filter(created_at__gte=since)
+        .values("provider")
+        .annotate(n=Count("id"), errors=Count("id", filter=~Q(error="")))
+    }
+    for row in providers:
+        c = counts.get(row["provider"])
+        row["recent_requests"] = c["n"] if c else 0
+        row["recent_error_rate"] = (c["errors"] / c["n"]) if c and c["n"] else None
+    return providers

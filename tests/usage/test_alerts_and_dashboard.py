@@ -70,3 +70,21 @@ def test_the_dashboard_is_for_staff_and_shows_percentiles_and_cost(client, alice
     page = client.get(reverse("usage:dashboard")).content.decode()
     assert "llama-3.3-70b-versatile" in page and "0.0022" in page and "800" in page
     assert client.get(reverse("usage:dashboard") + "?hours=abc").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_see_each_providers_breaker_state_and_last_error(client, staff, alice, emu, settings):
+    from asgiref.sync import async_to_sync
+
+    from providers.base import ProviderError
+    from providers.breaker import get_breaker
+
+    breaker = get_breaker()
+    for _ in range(5):
+        async_to_sync(breaker.record_failure)("groq", ProviderError("503 Service Unavailable", status=503))
+    _rows(alice, 4, provider="groq", error="503 Service Unavailable")
+    client.force_login(staff)
+    page = client.get(reverse("usage:dashboard") + "?live=1").content.decode()
+    assert 'data-provider="groq" data-state="open"' in page
+    assert "503 Service Unavailable" in page and "1 of 4" in page
+    assert 'data-provider="google" data-state="closed"' in page
