@@ -75,3 +75,13 @@ def test_an_answer_left_streaming_by_a_dead_process_is_shown_as_interrupted(clie
     answer.refresh_from_db()
     assert answer.status == Message.Status.INCOMPLETE and answer.content == "Partial text"
     assert 'data-testid="retry-button"' in page and "Partial text" in page
+
+
+def test_a_finished_answer_is_shown_as_html_not_as_escaped_markup(client, alice):
+    conversation = Conversation.objects.create(user=alice, title="Markup")
+    question = Message.objects.create(conversation=conversation, role="user", content="Q")
+    Message.objects.create(conversation=conversation, parent_message=question, role="assistant",
+                           content="**Bold** answer", status=Message.Status.COMPLETE)
+    client.force_login(alice)
+    page = client.get(reverse("chat:conversation", args=[conversation.id])).content.decode()
+    assert "<strong>Bold</strong> answer" in page and "&lt;p&gt;" not in page
