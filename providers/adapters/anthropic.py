@@ -1,0 +1,225 @@
+"""Anthropic Messages, on the official ``anthropic`` SDK.
+
+System messages go to ``system=``; consecutive same-role messages are merged; a
+trailing assistant message is a prefill that Claude continues. The 2.x SDK sends
+API version 2026-10-21, which rejects sampling parameters (even
+``temperature=1``), so ``request.temperature`` is not sent; with
+``request.reasoning`` extended thinking is enabled with its own token budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import httpx2
+
+from providers.adapters._common import (
+    HEALTH_TIMEOUT_S,
+    Deadline,
+    is_retryable_status,
+    missing_key_error,
+    parse_retry_after,
+)
+from providers.base import Provider, ProviderConfig, ProviderError, ProviderRequest
+from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool-calls",
+    "refusal": "content-filter",
+}
+# Extended thinking needs budget_tokens >= 1024 and below max_tokens.
+_MIN_THINKING_BUDGET = 1024
+_MAX_THINKING_BUDGET = 8192
+
+
+class AnthropicProvider(Provider):
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self._client: anthropic.AsyncAnthropic | None = None
+        if config.api_key:
+            self._client = anthropic.AsyncAnthropic(
+                base_url=config.base_url,
+                api_key=config.api_key,
+                max_retries=0,
+                timeout=httpx2.Timeout(config.timeout_s, connect=5.0),
+                default_headers=config.extra_headers or None,
+            )
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[Event]:
+        if self._client is None:
+            raise missing_key_error(self.config)
+        deadline = Deadline(self.config)
+        try:
+            sdk_stream = await deadline.run(self._client.messages.create(**_params(request)))
+        except ProviderError:
+            raise
+        except Exception as err:
+            raise self._map_error(err) from err
+
+        input_tokens = cached_tokens = output_tokens = 0
+        stop_reason: str | None = None
+        finished = False
+        tool: list[Any] | None = None  # [id, name, [json pieces]] of the open tool_use block
+        try:
+            while True:
+                try:
+                    event = await deadline.run(anext(sdk_stream))
+                except StopAsyncIteration:
+                    break
+                kind = event.type
+                if kind == "content_block_delta":
+                    delta = event.delta
+                    if delta.type == "text_delta":
+                        if delta.text:
+                            deadline.has_content = True
+                            yield TextDelta(delta.text)
+                    elif delta.type == "thinking_delta":
+                        if delta.thinking:
+                            deadline.has_content = True
+                            yield ReasoningDelta(delta.thinking)
+                    elif delta.type == "input_json_delta" and tool is not None:
+                        tool[2].append(delta.partial_json)
+                elif kind == "message_start":
+                    usage = event.message.usage
+                    cached_tokens = usage.cache_read_input_tokens or 0
+                    input_tokens = (
+                        usage.input_tokens + cached_tokens + (usage.cache_creation_input_tokens or 0)
+                    )
+                    output_tokens = usage.output_tokens or 0
+                elif kind == "content_block_start":
+                    block = event.content_block
+                    if block.type == "tool_use":
+                        deadline.has_content = True
+                        tool = [block.id, block.name, []]
+                elif kind == "content_block_stop":
+                    if tool is not None:
+                        yield ToolCall(
+                            id=tool[0], name=tool[1], args=self._tool_args(tool[1], "".join(tool[2]))
+                        )
+                        tool = None
+                elif kind == "message_delta":
+                    if event.delta.stop_reason:
+                        stop_reason = event.delta.stop_reason
+                    if event.usage is not None:
+                        output_tokens = event.usage.output_tokens or output_tokens
+                elif kind == "message_stop":
+                    finished = True
+            if not finished:
+                raise ProviderError(
+                    "stream cut: the stream ended without message_stop",
+                    provider=self.config.name,
+                    retryable=True,
+                )
+            yield Usage(
+                input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_tokens
+            )
+            yield Finish(_FINISH_REASONS.get(stop_reason or "", "other"))
+        except ProviderError:
+            raise
+        except Exception as err:
+            raise self._map_error(err, streaming=True) from err
+        finally:
+            with contextlib.suppress(Exception):
+                await sdk_stream.close()
+
+    def _tool_args(self, name: str, raw: str) -> dict[str, Any]:
+        try:
+            args = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise ProviderError(
+                f"malformed arguments for tool call {name!r}", provider=self.config.name, retryable=True
+            ) from None
+        return args if isinstance(args, dict) else {"value": args}
+
+    async def health(self) -> bool:
+        if self._client is None:
+            return False
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                await self._client.models.list(limit=1, timeout=HEALTH_TIMEOUT_S)
+        except Exception:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    def _map_error(self, err: Exception, *, streaming: bool = False) -> ProviderError:
+        name = self.config.name
+        if isinstance(err, ProviderError):
+            return err
+        if isinstance(err, anthropic.APIStatusError):
+            status = err.status_code
+            if streaming and status == 200:
+                # An ``event: error`` inside the stream (e.g. overloaded_error mid-answer).
+                return ProviderError(f"stream error: {err.message}", provider=name, retryable=True)
+            return ProviderError(
+                f"{status} {err.message}",
+                provider=name,
+                status=status,
+                retryable=is_retryable_status(status),
+                retry_after=parse_retry_after(err.response.headers),
+            )
+        if isinstance(err, anthropic.APITimeoutError):
+            return ProviderError("timeout talking to the provider", provider=name, retryable=True)
+        if isinstance(err, anthropic.APIConnectionError):
+            cause = err.__cause__ or err
+            prefix = "stream cut" if streaming else "connection error"
+            return ProviderError(f"{prefix}: {cause}", provider=name, retryable=True)
+        if isinstance(err, ValueError):  # json.JSONDecodeError from a malformed chunk
+            return ProviderError(f"malformed chunk: {err}", provider=name, retryable=True)
+        if isinstance(err, httpx2.TransportError):
+            return ProviderError(f"stream cut: {err!r}", provider=name, retryable=True)
+        return ProviderError(f"{type(err).__name__}: {err}", provider=name, retryable=True)
+
+
+def _params(request: ProviderRequest) -> dict[str, Any]:
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role == "system":
+            system.append(message.content)
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        text = f"Tool result:\n{message.content}" if message.role == "tool" else message.content
+        if not text.strip():
+            continue  # the API rejects empty text blocks
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += "\n\n" + text
+        else:
+            turns.append({"role": role, "content": text})
+    if turns and turns[-1]["role"] == "assistant":
+        # A prefill: the API rejects one that ends in whitespace.
+        turns[-1]["content"] = turns[-1]["content"].rstrip()
+    max_tokens = request.max_tokens
+    params: dict[str, Any] = {"model": request.model, "messages": turns, "stream": True}
+    if system:
+        params["system"] = "\n\n".join(system)
+    if request.reasoning:
+        budget = max(_MIN_THINKING_BUDGET, min(_MAX_THINKING_BUDGET, request.max_tokens))
+        params["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        max_tokens += budget  # thinking counts toward max_tokens: keep the answer's own budget
+    params["max_tokens"] = max_tokens
+    if request.tools:
+        params["tools"] = [
+            {
+                "name": tool["name"],
+                "description": tool.get("description", ""),
+                "input_schema": tool.get("parameters") or {"type": "object", "properties": {}},
+            }
+            for tool in request.tools
+        ]
+    if request.trace_id:
+        params["extra_headers"] = {"x-trace-id": request.trace_id}
+    return params

@@ -1,0 +1,256 @@
+"""Google Gemini, on the ``google-genai`` SDK (the successor of ``google-generativeai``).
+
+System messages become ``system_instruction``, assistant turns are role "model".
+With ``request.reasoning`` the request asks for thought summaries, which arrive as
+parts marked ``thought`` and become ``ReasoningDelta``. The SDK does not retry
+unless asked to, and automatic function calling is turned off: tool calls are
+returned, never executed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+from google import genai
+from google.genai import errors, types
+
+from providers.adapters._common import (
+    HEALTH_TIMEOUT_S,
+    Deadline,
+    is_retryable_status,
+    missing_key_error,
+    parse_retry_after,
+)
+from providers.base import Provider, ProviderConfig, ProviderError, ProviderRequest
+from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+
+_FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content-filter",
+    "RECITATION": "content-filter",
+    "BLOCKLIST": "content-filter",
+    "PROHIBITED_CONTENT": "content-filter",
+    "SPII": "content-filter",
+    "IMAGE_SAFETY": "content-filter",
+    "IMAGE_PROHIBITED_CONTENT": "content-filter",
+}
+_RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
+# httpx2's default pool (100 connections) would queue the 101st concurrent stream.
+_POOL_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+# The SDK nests several async generators around the HTTP response; closing the
+# outer one leaves the response open until garbage collection. A response hook
+# hands each response to the attempt that is awaiting it, which closes it itself.
+_ATTEMPT_RESPONSES: contextvars.ContextVar[list[httpx2.Response] | None] = contextvars.ContextVar(
+    "gemini_attempt_responses", default=None
+)
+
+
+async def _claim_response(response: httpx2.Response) -> None:
+    responses = _ATTEMPT_RESPONSES.get()
+    if responses is not None:
+        responses.append(response)
+
+
+class GeminiProvider(Provider):
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self._client: genai.Client | None = None
+        if config.api_key:
+            options: dict[str, Any] = {
+                "api_version": "v1beta",
+                "timeout": int(config.timeout_s * 1000),
+                "async_client_args": {"limits": _POOL_LIMITS, "event_hooks": {"response": [_claim_response]}},
+            }
+            if config.base_url:
+                options["base_url"] = config.base_url
+            if config.extra_headers:
+                options["headers"] = dict(config.extra_headers)
+            self._client = genai.Client(api_key=config.api_key, http_options=types.HttpOptions(**options))
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[Event]:
+        if self._client is None:
+            raise missing_key_error(self.config)
+        deadline = Deadline(self.config)
+        contents, config = _params(request)
+        sdk_stream: Any = None
+        responses: list[httpx2.Response] = []
+        finish: str | None = None
+        usage: Usage | None = None
+        called_tool = False
+        try:
+            claim = _ATTEMPT_RESPONSES.set(responses)
+            try:
+                sdk_stream = await deadline.run(
+                    self._client.aio.models.generate_content_stream(
+                        model=request.model, contents=contents, config=config
+                    )
+                )
+            finally:
+                _ATTEMPT_RESPONSES.reset(claim)
+            while True:
+                # Set around each await only: this generator runs in its consumer's context.
+                claim = _ATTEMPT_RESPONSES.set(responses)
+                try:
+                    chunk = await deadline.run(anext(sdk_stream))
+                except StopAsyncIteration:
+                    break
+                finally:
+                    _ATTEMPT_RESPONSES.reset(claim)
+                if chunk.usage_metadata is not None:
+                    usage = _map_usage(chunk.usage_metadata)
+                if not chunk.candidates:
+                    feedback = chunk.prompt_feedback
+                    if feedback is not None and feedback.block_reason:
+                        finish = "content-filter"
+                    continue
+                candidate = chunk.candidates[0]
+                content = candidate.content
+                if content is not None and content.parts:
+                    for part in content.parts:
+                        if part.text:
+                            deadline.has_content = True
+                            yield ReasoningDelta(part.text) if part.thought else TextDelta(part.text)
+                        elif part.function_call is not None:
+                            deadline.has_content = True
+                            called_tool = True
+                            call = part.function_call
+                            yield ToolCall(
+                                id=call.id or f"call_{call.name}",
+                                name=call.name or "",
+                                args=dict(call.args or {}),
+                            )
+                if candidate.finish_reason is not None:
+                    reason = getattr(candidate.finish_reason, "value", candidate.finish_reason)
+                    finish = _FINISH_REASONS.get(reason, "other")
+            if finish is None:
+                raise ProviderError(
+                    "stream cut: the stream ended without a finishReason",
+                    provider=self.config.name,
+                    retryable=True,
+                )
+            if usage is not None:
+                yield usage
+            yield Finish("tool-calls" if called_tool and finish == "stop" else finish)
+        except ProviderError:
+            raise
+        except Exception as err:
+            raise self._map_error(err, streaming=deadline.has_content) from err
+        finally:
+            for response in responses:
+                with contextlib.suppress(Exception):
+                    await response.aclose()
+            if sdk_stream is not None:
+                with contextlib.suppress(Exception):
+                    await sdk_stream.aclose()
+
+    async def health(self) -> bool:
+        if self._client is None:
+            return False
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                await self._client.aio.models.list(config={"page_size": 1})
+        except Exception:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aio.aclose()
+
+    def _map_error(self, err: Exception, *, streaming: bool = False) -> ProviderError:
+        name = self.config.name
+        if isinstance(err, ProviderError):
+            return err
+        if isinstance(err, errors.APIError):
+            status = err.code or None
+            response = getattr(err, "response", None)
+            headers = getattr(response, "headers", None)
+            retry_after = parse_retry_after(headers) if headers is not None else None
+            if retry_after is None:
+                retry_after = _retry_delay(err.details)
+            return ProviderError(
+                f"{status} {err.status or ''} {err.message or ''}".strip(),
+                provider=name,
+                status=status,
+                retryable=is_retryable_status(status),
+                retry_after=retry_after,
+            )
+        if isinstance(err, ValueError):  # errors.UnknownApiResponseError: a chunk that is not JSON
+            return ProviderError(f"malformed chunk: {err}", provider=name, retryable=True)
+        if isinstance(err, httpx2.TimeoutException):
+            return ProviderError("timeout talking to the provider", provider=name, retryable=True)
+        if isinstance(err, httpx2.TransportError):
+            prefix = "stream cut" if streaming else "connection error"
+            return ProviderError(f"{prefix}: {err!r}", provider=name, retryable=True)
+        return ProviderError(f"{type(err).__name__}: {err}", provider=name, retryable=True)
+
+
+def _retry_delay(details: Any) -> float | None:
+    """Gemini's ``RetryInfo.retryDelay`` ("2s") from a 429 body."""
+    try:
+        for detail in details["error"]["details"]:
+            match = _RETRY_DELAY.match(str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    except (KeyError, TypeError, AttributeError):
+        pass
+    return None
+
+
+def _params(request: ProviderRequest) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    system: list[str] = []
+    contents: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role == "system":
+            system.append(message.content)
+            continue
+        role = "model" if message.role == "assistant" else "user"
+        text = f"Tool result:\n{message.content}" if message.role == "tool" else message.content
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].append({"text": text})
+        else:
+            contents.append({"role": role, "parts": [{"text": text}]})
+    config: dict[str, Any] = {
+        "temperature": request.temperature,
+        "max_output_tokens": request.max_tokens,
+        "automatic_function_calling": {"disable": True},
+    }
+    if system:
+        config["system_instruction"] = "\n\n".join(system)
+    if request.reasoning:
+        config["thinking_config"] = {"include_thoughts": True}
+    if request.tools:
+        config["tools"] = [
+            {
+                "function_declarations": [
+                    {
+                        "name": tool["name"],
+                        "description": tool.get("description", ""),
+                        "parameters_json_schema": tool.get("parameters")
+                        or {"type": "object", "properties": {}},
+                    }
+                    for tool in request.tools
+                ]
+            }
+        ]
+    if request.trace_id:
+        config["http_options"] = {"headers": {"x-trace-id": request.trace_id}}
+    return contents, config
+
+
+def _map_usage(meta: Any) -> Usage:
+    thoughts = meta.thoughts_token_count or 0
+    return Usage(
+        input_tokens=meta.prompt_token_count or 0,
+        # candidatesTokenCount leaves out the thoughts; output counts them, like the other wires.
+        output_tokens=(meta.candidates_token_count or 0) + thoughts,
+        cached_input_tokens=meta.cached_content_token_count or 0,
+        reasoning_tokens=thoughts,
+    )

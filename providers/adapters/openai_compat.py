@@ -1,0 +1,255 @@
+"""OpenAI-compatible chat completions, on the official ``openai`` SDK.
+
+Groq, the Vercel AI Gateway, OpenAI, Ollama, vLLM and llama.cpp's server are all
+configurations of this one adapter. Reasoning text is read from ``delta.reasoning``
+(Groq, the Gateway, vLLM) or ``delta.reasoning_content`` (DeepSeek style).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import openai
+
+from providers.adapters._common import (
+    HEALTH_TIMEOUT_S,
+    Deadline,
+    is_retryable_status,
+    missing_key_error,
+    parse_retry_after,
+)
+from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
+from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+
+_FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool-calls",
+    "function_call": "tool-calls",
+    "content_filter": "content-filter",
+}
+
+
+class OpenAICompatProvider(Provider):
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self._client: openai.AsyncOpenAI | None = None
+        if config.api_key:
+            self._client = openai.AsyncOpenAI(
+                base_url=config.base_url,
+                api_key=config.api_key,
+                max_retries=0,
+                timeout=httpx2.Timeout(config.timeout_s, connect=5.0),
+                default_headers=config.extra_headers or None,
+            )
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[Event]:
+        if self._client is None:
+            raise missing_key_error(self.config)
+        deadline = Deadline(self.config)
+        # The SDK builds, authenticates and sends the request and maps HTTP errors;
+        # the SSE body is parsed here, once, into plain dicts: the SDK's per-chunk
+        # pydantic models cost more CPU than everything else on this path.
+        call = self._client.chat.completions.with_streaming_response.create(**_params(request))
+        try:
+            response = await deadline.run(call.__aenter__())
+        except ProviderError:
+            raise
+        except Exception as err:
+            raise self._map_error(err) from err
+
+        finish: str | None = None
+        usage: Usage | None = None
+        tools: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces]]
+        try:
+            received = response.http_response.aiter_bytes()
+            buffer = b""
+            done = False
+            while not done:
+                try:
+                    data = await deadline.run(anext(received))
+                except StopAsyncIteration:
+                    break
+                buffer += data
+                if b"\r" in buffer:
+                    buffer = buffer.replace(b"\r\n", b"\n")
+                while not done:
+                    end = buffer.find(b"\n\n")
+                    if end < 0:
+                        break
+                    payload = _sse_data(buffer[:end])
+                    buffer = buffer[end + 2 :]
+                    if payload is None:
+                        continue
+                    if payload.startswith(b"[DONE]"):
+                        done = True
+                        break
+                    chunk = json.loads(payload)
+                    if "error" in chunk:
+                        raise self._stream_error(chunk["error"])
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                        if reasoning:
+                            deadline.has_content = True
+                            yield ReasoningDelta(reasoning)
+                        content = delta.get("content")
+                        if content:
+                            deadline.has_content = True
+                            yield TextDelta(content)
+                        if delta.get("tool_calls"):
+                            deadline.has_content = True
+                            _add_tool_call_pieces(tools, delta["tool_calls"])
+                        if choice.get("finish_reason"):
+                            finish = _FINISH_REASONS.get(choice["finish_reason"], "other")
+                    if chunk.get("usage"):
+                        usage = _map_usage(chunk["usage"])
+            if finish is None:
+                raise ProviderError(
+                    "stream cut: the stream ended without a finish_reason",
+                    provider=self.config.name,
+                    retryable=True,
+                )
+            for index in sorted(tools):
+                call_id, name, pieces = tools[index]
+                yield ToolCall(id=call_id, name=name, args=self._tool_args(name, "".join(pieces)))
+            if usage is not None:
+                yield usage
+            yield Finish(finish)
+        except ProviderError:
+            raise
+        except Exception as err:
+            raise self._map_error(err, streaming=True) from err
+        finally:
+            with contextlib.suppress(Exception):
+                await call.__aexit__(None, None, None)
+
+    def _stream_error(self, error: Any) -> ProviderError:
+        """An error event inside a 200 stream (``data: {"error": ...}``)."""
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        return ProviderError(f"stream error: {message}", provider=self.config.name, retryable=True)
+
+    def _tool_args(self, name: str, raw: str) -> dict[str, Any]:
+        try:
+            args = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise ProviderError(
+                f"malformed arguments for tool call {name!r}", provider=self.config.name, retryable=True
+            ) from None
+        return args if isinstance(args, dict) else {"value": args}
+
+    async def health(self) -> bool:
+        if self._client is None:
+            return False
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                await self._client.models.list(timeout=HEALTH_TIMEOUT_S)
+        except Exception:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    def _map_error(self, err: Exception, *, streaming: bool = False) -> ProviderError:
+        name = self.config.name
+        if isinstance(err, ProviderError):
+            return err
+        if isinstance(err, openai.APIStatusError):
+            status = err.status_code
+            return ProviderError(
+                f"{status} {err.message}",
+                provider=name,
+                status=status,
+                retryable=is_retryable_status(status),
+                retry_after=parse_retry_after(err.response.headers),
+            )
+        if isinstance(err, openai.APITimeoutError):
+            return ProviderError("timeout talking to the provider", provider=name, retryable=True)
+        if isinstance(err, openai.APIConnectionError):
+            cause = err.__cause__ or err
+            prefix = "stream cut" if streaming else "connection error"
+            return ProviderError(f"{prefix}: {cause}", provider=name, retryable=True)
+        if isinstance(err, openai.APIError):
+            return ProviderError(f"provider error: {err.message}", provider=name, retryable=True)
+        if isinstance(err, ValueError | AttributeError | TypeError):  # a chunk that is not the JSON we expect
+            return ProviderError(f"malformed chunk: {err}", provider=name, retryable=True)
+        if isinstance(err, httpx2.TimeoutException):
+            return ProviderError("timeout talking to the provider", provider=name, retryable=True)
+        if isinstance(err, httpx2.TransportError):
+            return ProviderError(f"stream cut: {err!r}", provider=name, retryable=True)
+        return ProviderError(f"{type(err).__name__}: {err}", provider=name, retryable=True)
+
+
+def _role_and_text(message: ChatMessage) -> tuple[str, str]:
+    if message.role == "tool":
+        # ChatMessage carries no tool_call_id, which a "tool" message requires.
+        return "user", f"Tool result:\n{message.content}"
+    return message.role, message.content
+
+
+def _params(request: ProviderRequest) -> dict[str, Any]:
+    messages = []
+    for message in request.messages:
+        role, text = _role_and_text(message)
+        messages.append({"role": role, "content": text})
+    params: dict[str, Any] = {
+        "model": request.model,
+        "messages": messages,
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.tools:
+        params["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool["name"],
+                    "description": tool.get("description", ""),
+                    "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+                },
+            }
+            for tool in request.tools
+        ]
+    if request.trace_id:
+        params["extra_headers"] = {"x-trace-id": request.trace_id}
+    return params
+
+
+def _sse_data(event: bytes) -> bytes | None:
+    """The data of one SSE event (its ``data:`` lines joined), None for comments-only events."""
+    if event.startswith(b"data: ") and b"\n" not in event:
+        return event[6:]  # the usual case: one data line
+    lines = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+def _add_tool_call_pieces(tools: dict[int, list[Any]], calls: list[dict[str, Any]]) -> None:
+    for call in calls:
+        slot = tools.setdefault(call.get("index", 0), ["", "", []])
+        if call.get("id"):
+            slot[0] = call["id"]
+        function = call.get("function") or {}
+        if function.get("name"):
+            slot[1] = function["name"]
+        if function.get("arguments"):
+            slot[2].append(function["arguments"])
+
+
+def _map_usage(usage: dict[str, Any]) -> Usage:
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=usage.get("prompt_tokens") or 0,
+        output_tokens=usage.get("completion_tokens") or 0,
+        cached_input_tokens=prompt_details.get("cached_tokens") or 0,
+        reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
+    )
