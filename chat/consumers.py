@@ -233,8 +233,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         assistant = Message.objects.get(pk=turn.id)
         views = [tree.message_view(user_message), tree.message_view(assistant)]
         body = "".join(render_to_string("chat/partials/_message.html", {"m": v}) for v in views)
-        return (f'<div id="pending-turn" hx-swap-oob="outerHTML">{body}<div id="pending-turn"></div></div>'
-                '<div id="empty-chat" hx-swap-oob="delete"></div>')
+        # The preview the page drew goes; the real messages go in front of the (empty) placeholder.
+        html = f'<div id="pending-turn" hx-swap-oob="innerHTML"></div><div hx-swap-oob="beforebegin:#pending-turn">{body}</div>'
+        if turn.created:
+            html += '<div id="empty-chat" hx-swap-oob="delete"></div>'
+        return html
 
     def _render_branch(self, conversation_id) -> str:
         conversation = get_conversation_for_user(self.user, conversation_id)
