@@ -102,6 +102,7 @@ class Turn:
     history: tuple[ChatMessage, ...]
     trace_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: bool = False  # the conversation was created by this turn
+    use_cache: bool = True  # a regenerated answer must be a new one, not the cached one
     text_parts: list[str] = field(default_factory=list)
     reasoning_parts: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
@@ -160,6 +161,7 @@ class Turn:
                 tools=self.options.tools,
                 reasoning=self.options.tier == "reasoning",
                 trace_id=self.trace_id,
+                use_cache=self.use_cache,
             )
             try:
                 async for event in stream:
@@ -503,6 +505,7 @@ def _prepare(
         options=options,
         history=_history(path, options),
         created=created,
+        use_cache=regenerate_of is None,
     )
 
 

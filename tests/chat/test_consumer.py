@@ -198,3 +198,20 @@ async def test_regenerate_adds_a_sibling_and_edit_adds_a_branch(alice, emu):
     assert await count(Message, conversation_id=conversation_id) == 5  # nothing was deleted
     conversation = await Conversation.objects.aget(pk=conversation_id)
     assert conversation.active_leaf_id == edited_answer.id
+
+
+async def test_an_identical_prompt_is_answered_from_the_cache_but_regenerate_asks_again(alice, emu):
+    communicator = await connect(alice)
+    await communicator.connect()
+    for _ in range(2):
+        await send(communicator, action="send", message="What is a qubit?")
+        frames = await frames_until(communicator, 'data-testid="message-complete"')
+    cached = await Message.objects.aget(pk=status_of(frames)["message-id"])
+    assert cached.metadata["gatewayCache"] == "hit" and cached.metadata["cost"] == "0"
+    assert len(emu.requests()) == 1  # the second answer cost nothing upstream
+
+    await send(communicator, action="regenerate", message_id=str(cached.id))
+    frames = await frames_until(communicator, 'data-testid="message-complete"')
+    await communicator.disconnect()
+    fresh = await Message.objects.aget(pk=status_of(frames)["message-id"])
+    assert fresh.metadata["gatewayCache"] == "miss" and len(emu.requests()) == 2
