@@ -1,0 +1,1 @@
+"""Benchmarks: how much latency and CPU Chimera adds to a streamed answer (``make bench``)."""

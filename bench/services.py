@@ -1,0 +1,222 @@
+"""The system under test, started the production way: Postgres, Redis, the emulator, one daphne.
+
+Everything listens on loopback. ``Stack`` is a context manager: leaving it stops the
+processes it started (by their own ids) and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers: up
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not come up at {url}")
+
+
+def reset_database(database_url: str) -> None:
+    """Drop and recreate the benchmark database (its name must contain 'bench')."""
+    import psycopg
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if "bench" not in name:
+        raise SystemExit(f"refusing to recreate {name!r}: the benchmark database's name must contain 'bench'")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def reset_redis(redis_url: str) -> None:
+    """Empty the benchmark's Redis database (breaker state, flags, replay buffers of earlier runs)."""
+    import redis
+
+    if urlsplit(redis_url).path.strip("/") in ("", "0"):
+        raise SystemExit("refusing to flush Redis database 0: give the benchmark its own (e.g. /2)")
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+
+
+@dataclass
+class Stack:
+    database_url: str
+    redis_url: str
+    ttft_ms: int = 200
+    chunk_ms: int = 10
+    chunks: int = 50
+    conn_max_age: int | None = None  # DB_CONN_MAX_AGE for daphne; None: the settings' default
+    log: Path | None = None
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    state_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chimera-bench-")))
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.endswith("_BASE_URL")
+        }
+        env.update(
+            DEBUG="False",
+            SECRET_KEY="bench-only-" + "x" * 40,
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            CHIMERA_EMULATOR_URL=self.emulator_url,
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            LOG_LEVEL="WARNING",
+            DJANGO_SETTINGS_MODULE="chimera.settings",
+            BENCH_STATE_DIR=str(self.state_dir),
+            PYTHONPATH=str(ROOT),
+        )
+        if self.conn_max_age is not None:
+            env["DB_CONN_MAX_AGE"] = str(self.conn_max_age)
+        return env
+
+    def start(self) -> None:
+        self.emulator_port = free_port()
+        self.emulator_url = f"http://127.0.0.1:{self.emulator_port}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        reset_database(self.database_url)
+        reset_redis(self.redis_url)
+        emulator = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "providers.emulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.emulator_port),
+                "--ttft-ms",
+                str(self.ttft_ms),
+                "--chunk-ms",
+                str(self.chunk_ms),
+                "--chunks",
+                str(self.chunks),
+            ],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=out,
+            stderr=out,
+        )
+        self.procs.append(emulator)
+        prepared = subprocess.run(
+            [PY, "bench/prepare.py"], cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=180
+        )
+        if prepared.returncode != 0:
+            raise RuntimeError("bench/prepare.py failed:\n" + prepared.stderr[-3000:])
+        info = json.loads(prepared.stdout.strip().splitlines()[-1])
+        self.api_key, self.session = info["api_key"], info["session"]
+        _wait_http(self.emulator_url + "/_control/health", emulator, "the emulator")
+        self.daphne = subprocess.Popen(
+            [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "bench.asgi:application"],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=out,
+            stderr=out,
+        )
+        self.procs.append(self.daphne)
+        _wait_http(self.url + "/accounts/login/", self.daphne, "daphne")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+    # ---- probes of the daphne process ------------------------------------------------
+    def cpu_ticks(self) -> int:
+        """utime + stime of daphne (all its threads), in clock ticks."""
+        fields = Path(f"/proc/{self.daphne.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.daphne.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def _signal_and_read(self, signum: int, name: str, timeout: float = 10.0):
+        path = self.state_dir / name
+        path.unlink(missing_ok=True)
+        os.kill(self.daphne.pid, signum)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.exists():
+                return path
+            time.sleep(0.02)
+        raise RuntimeError(f"daphne did not write {name}")
+
+    def query_counts(self) -> dict[str, int]:
+        return json.loads(self._signal_and_read(signal.SIGUSR1, "queries.json").read_text())
+
+    def start_profile(self) -> None:
+        os.kill(self.daphne.pid, signal.SIGUSR2)
+
+    def stop_profile(self) -> tuple[str, dict]:
+        summary = json.loads(self._signal_and_read(signal.SIGUSR2, "profile.json", timeout=60).read_text())
+        return (self.state_dir / "profile.txt").read_text(), summary
+
+    def pg_stats(self) -> dict[str, int]:
+        """Server-side counters of the benchmark database (transactions and rows)."""
+        import psycopg
+
+        name = urlsplit(self.database_url).path.lstrip("/")
+        admin = urlunsplit(urlsplit(self.database_url)._replace(path="/postgres"))
+        with psycopg.connect(admin, autocommit=True) as conn:
+            row = conn.execute(
+                "select xact_commit, xact_rollback, tup_inserted, tup_updated, tup_fetched, tup_returned "
+                "from pg_stat_database where datname = %s",
+                (name,),
+            ).fetchone()
+        keys = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_fetched", "tup_returned")
+        return dict(zip(keys, row, strict=True))

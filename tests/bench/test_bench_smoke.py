@@ -1,0 +1,91 @@
+"""The benchmark harness must not rot: a few requests through `bench/run.py --quick`.
+
+This checks that the harness starts the stack, streams answers both ways and produces
+sane numbers with no errors. It asserts nothing about speed: timings belong to
+`make bench` and docs/PERFORMANCE.md, never to the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Its own database and Redis database, so a smoke run never disturbs a `make bench` in progress.
+DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chimera_bench_smoke"
+REDIS_URL = "redis://127.0.0.1:6379/3"
+
+
+def _reachable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    if not (_reachable(5432) and _reachable(6379)):
+        # Never a skip: every machine of this project runs both (see .ci/run to start them).
+        pytest.fail("the benchmark needs PostgreSQL and Redis on 127.0.0.1 (start them as .ci/run does)")
+    out = tmp_path_factory.mktemp("bench")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/run.py",
+            "--quick",
+            "--database-url",
+            DATABASE_URL,
+            "--redis-url",
+            REDIS_URL,
+            "--json",
+            str(out / "numbers.json"),
+            "--report",
+            str(out / "PERFORMANCE.md"),
+            "--log",
+            str(out / "servers.log"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, (
+        result.stdout[-3000:] + result.stderr[-3000:] + (out / "servers.log").read_text()[-3000:]
+    )
+    assert not (out / "PERFORMANCE.md").exists(), "--quick must not write a report"
+    return json.loads((out / "numbers.json").read_text())
+
+
+def test_the_quick_run_streams_every_answer_without_errors(quick_run):
+    numbers = quick_run["numbers"]
+    assert set(numbers) == {"c1", "c2"}
+    for level, sides in numbers.items():
+        assert {"direct", "ws"} <= set(sides), level
+        for side, s in sides.items():
+            assert s["n"] >= 2, (level, side)
+            assert s["errors"] == 0, (level, side)
+            assert s["mismatched"] == 0, (level, side)
+
+
+def test_the_numbers_are_sane(quick_run):
+    for sides in quick_run["numbers"].values():
+        for side, s in sides.items():
+            ttft, total = s["ttft"], s["total"]
+            assert all(math.isfinite(float(v)) and v > 0 for v in ttft.values()), side
+            assert ttft["50"] <= ttft["95"] <= ttft["99"], side
+            # The upstream takes 200 ms to the first token, then 49 more 10 ms apart.
+            assert ttft["50"] >= 150, side
+            assert total["50"] > ttft["50"] + 300, side
+            assert s["interval"] > 5, side
+            if side != "direct":
+                assert s["cpu_ms"] > 0, "daphne's CPU was not measured"
+                assert s["queries_total"] >= 1, "no SQL statements were counted for a turn"
+    assert quick_run["pg_per_turn"]["turns"] > 0
