@@ -111,13 +111,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frames = [_status("streaming", turn.conversation_id, turn.id),
                   '<div id="chat-errors" hx-swap-oob="innerHTML"></div>']
         if action == "send":
-            frames.append(await sync_to_async(self._render_new_turn)(turn))
+            frames.append(self._render_new_turn(turn))  # from memory: no database reads
         else:
             frames.append(await sync_to_async(self._render_branch)(turn.conversation_id))
         if turn.created:
-            frames.append(await sync_to_async(self._render_sidebar)(turn.conversation_id))
-        await self.send(text_data="".join(frames))
-        self._watch(turn.id)
+            frames.append(self._sidebar_entry(turn))
+        self._watch(turn.id, turn, "".join(frames))
 
     async def _conversation_of(self, message_id):
         row = await Message.objects.filter(pk=message_id, conversation__user=self.user).values(
@@ -127,38 +126,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return row["conversation_id"]
 
     # ---- watching a turn --------------------------------------------------------------
-    def _watch(self, message_id: uuid.UUID) -> None:
+    def _watch(self, message_id: uuid.UUID, turn=None, first_frame: str = "") -> None:
         old = self.watchers.pop(message_id, None)
         if old is not None:
             old.cancel()
-        self.watchers[message_id] = asyncio.create_task(self._pump(message_id))
+        self.watchers[message_id] = asyncio.create_task(self._pump(message_id, turn, first_frame))
 
     async def _attach(self, message_id: uuid.UUID) -> None:
         owned = await Message.objects.filter(pk=message_id, conversation__user=self.user).aexists()
         if owned:
             self._watch(message_id)
 
-    async def _pump(self, message_id: uuid.UUID) -> None:
+    async def _pump(self, message_id: uuid.UUID, turn=None, first_frame: str = "") -> None:
+        """Relay one turn's events as fragments: everything so far, then live, coalescing a backlog."""
         try:
-            turn = running_turn(message_id)
+            turn = turn or running_turn(message_id)
             if turn is None:
                 await self._follow_checkpoints(message_id)
                 return
-            history, queue = turn.subscribe()
+            history, queue = turn.subscribe()  # before any await: nothing can slip between
             try:
                 mid = str(message_id)
                 started = False
                 pending = history
-                if pending:
-                    # Re-attach: everything so far as one frame, then live.
-                    text_so_far = turn.text
+                if first_frame:
+                    await self.send(text_data=first_frame)
+                elif history:
+                    # Re-attach: the text so far in one piece, then the other events, then live.
+                    text_so_far = "".join(e.text for e in history if e.kind == "text")
                     if text_so_far:
                         started = True
-                    pending = [e for e in history if e.kind not in ("text",)]
-                    frame = render.first_token_fragment(mid) + render.replace_text_fragment(mid, text_so_far) \
-                        if text_so_far else ""
-                    if frame:
-                        await self.send(text_data=frame)
+                        await self.send(text_data=render.first_token_fragment(mid)
+                                        + render.replace_text_fragment(mid, text_so_far))
+                    pending = [e for e in history if e.kind != "text"]
                 while True:
                     if pending:
                         batch, pending = pending, []
@@ -184,7 +184,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                         elif kind == "turn-finished":
                             finished = event
                     if finished is not None:
-                        parts.append(await sync_to_async(self._render_final)(finished))
+                        parts.append(self._render_finished_turn(turn, finished))
                     if parts:
                         await self.send(text_data="".join(parts))
                     if finished is not None:
@@ -196,7 +196,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.exception("watching %s failed", message_id)
         finally:
-            self.watchers.pop(message_id, None)
+            if self.watchers.get(message_id) is asyncio.current_task():
+                self.watchers.pop(message_id, None)
 
     async def _follow_checkpoints(self, message_id: uuid.UUID) -> None:
         """The answer runs in another process (or has finished): follow the database."""
@@ -229,29 +230,42 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     def _render_new_turn(self, turn) -> str:
-        user_message = Message.objects.get(pk=turn.user_message_id)
-        assistant = Message.objects.get(pk=turn.id)
-        views = [tree.message_view(user_message), tree.message_view(assistant)]
-        body = "".join(render_to_string("chat/partials/_message.html", {"m": v}) for v in views)
+        user = tree.MessageView.build(id=turn.user_message_id, conversation_id=turn.conversation_id,
+                                      role="user", content=turn.user_content, status=Message.Status.COMPLETE)
+        index, count, prev = turn.siblings
+        assistant = tree.MessageView.build(id=turn.id, conversation_id=turn.conversation_id, role="assistant",
+                                           content="", status=Message.Status.STREAMING,
+                                           sibling_index=index, sibling_count=count, prev_sibling=prev)
+        body = "".join(render_to_string("chat/partials/_message.html", {"m": v}) for v in (user, assistant))
         # The preview the page drew goes; the real messages go in front of the (empty) placeholder.
         html = f'<div id="pending-turn" hx-swap-oob="innerHTML"></div><div hx-swap-oob="beforebegin:#pending-turn">{body}</div>'
         if turn.created:
             html += '<div id="empty-chat" hx-swap-oob="delete"></div>'
         return html
 
+    def _render_finished_turn(self, turn, finished: TurnFinished) -> str:
+        index, count, prev = turn.siblings
+        view = tree.MessageView.build(
+            id=turn.id, conversation_id=turn.conversation_id, role="assistant", content=finished.content,
+            status=finished.status, metadata=finished.metadata, data_parts=turn.data_parts,
+            sibling_index=index, sibling_count=count, prev_sibling=prev, error=finished.error,
+        )
+        html = render_to_string("chat/partials/_message.html", {"m": view, "oob": True})
+        return html + _status("idle", turn.conversation_id, turn.id)
+
+    @staticmethod
+    def _sidebar_entry(turn) -> str:
+        from chat.models import Conversation
+
+        item = render_to_string("chat/partials/_conversation_item.html",
+                                {"c": Conversation(id=turn.conversation_id, title=turn.title), "active": None})
+        return (f'<div hx-swap-oob="afterbegin:#conversation-list">{item}</div>'
+                '<div id="no-conversations" hx-swap-oob="delete"></div>')
+
     def _render_branch(self, conversation_id) -> str:
         conversation = get_conversation_for_user(self.user, conversation_id)
         html = render_to_string("chat/partials/_branch.html", {"messages": tree.branch_messages(conversation)})
         return f'<div id="messages" class="messages" data-testid="messages" hx-swap-oob="innerHTML">{html}</div>'
-
-    def _render_sidebar(self, conversation_id) -> str:
-        from chat.models import Conversation
-
-        conversations = Conversation.objects.filter(user=self.user, is_archived=False).only("id", "title")[:100]
-        conversation = Conversation.objects.get(pk=conversation_id)
-        html = render_to_string("chat/partials/_sidebar.html", {"conversations": conversations,
-                                                                "conversation": conversation})
-        return f'<aside class="sidebar" id="sidebar" hx-swap-oob="innerHTML">{html}</aside>'
 
     def _render_final(self, finished: TurnFinished) -> str:
         message = Message.objects.select_related("conversation").get(pk=finished.message_id)

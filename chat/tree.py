@@ -34,6 +34,23 @@ class MessageView:
     error: str = ""
     switches: list[dict[str, Any]] = field(default_factory=list)
 
+    @classmethod
+    def build(cls, *, id, conversation_id, role, content, status, is_edited=False, metadata=None, data_parts=None,
+              sibling_index=1, sibling_count=1, prev_sibling=None, next_sibling=None, error="") -> MessageView:
+        data_parts = data_parts or []
+        return cls(
+            id=id, conversation_id=conversation_id, role=role, content=content, status=status, is_edited=is_edited,
+            metadata=metadata or {}, data_parts=data_parts, sibling_index=sibling_index,
+            sibling_count=sibling_count, prev_sibling=prev_sibling, next_sibling=next_sibling,
+            error=error or next((p.get("error", "") for p in data_parts if p.get("type") == "error"), ""),
+            switches=[{**p, "toLabel": PROVIDER_LABELS.get(p.get("toProvider"), p.get("toProvider"))}
+                      for p in data_parts if p.get("type") == "provider-switch"],
+        )
+
+    @property
+    def fork_url(self) -> str:
+        return f"/c/{self.conversation_id}/fork/{self.id}/"
+
     @property
     def html(self) -> str:
         return markdown_html(self.content)
@@ -107,24 +124,20 @@ def branch_messages(conversation: Conversation) -> list[MessageView]:
     for m in path:
         siblings = children[m.parent_message_id]
         index = next(i for i, s in enumerate(siblings) if s.id == m.id)
-        data_parts = m.data_parts or []
         views.append(
-            MessageView(
+            MessageView.build(
                 id=m.id,
                 conversation_id=m.conversation_id,
                 role=m.role,
                 content=m.content,
                 status=m.status,
                 is_edited=m.is_edited,
-                metadata=m.metadata or {},
-                data_parts=data_parts,
+                metadata=m.metadata,
+                data_parts=m.data_parts,
                 sibling_index=index + 1,
                 sibling_count=len(siblings),
                 prev_sibling=siblings[index - 1].id if index > 0 else None,
                 next_sibling=siblings[index + 1].id if index + 1 < len(siblings) else None,
-                error=next((p.get("error", "") for p in data_parts if p.get("type") == "error"), ""),
-                switches=[{**p, "toLabel": PROVIDER_LABELS.get(p.get("toProvider"), p.get("toProvider"))}
-                          for p in data_parts if p.get("type") == "provider-switch"],
             )
         )
     return views
@@ -137,9 +150,9 @@ def message_view(message: Message) -> MessageView:
         if view.id == message.id:
             return view
     # Not on the active branch (the user moved away): render it alone.
-    return MessageView(id=message.id, conversation_id=message.conversation_id, role=message.role,
-                       content=message.content, status=message.status, is_edited=message.is_edited,
-                       metadata=message.metadata or {}, data_parts=message.data_parts or [])
+    return MessageView.build(id=message.id, conversation_id=message.conversation_id, role=message.role,
+                             content=message.content, status=message.status, is_edited=message.is_edited,
+                             metadata=message.metadata, data_parts=message.data_parts)
 
 
 def select_branch(conversation: Conversation, message_id) -> bool:

@@ -103,6 +103,11 @@ class Turn:
     trace_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: bool = False  # the conversation was created by this turn
     use_cache: bool = True  # a regenerated answer must be a new one, not the cached one
+    user_content: str = ""
+    title: str = ""
+    # The answer's place among its siblings (index, count, previous sibling id): lets transports
+    # render the message without reading the tree back.
+    siblings: tuple[int, int, Any] = (1, 1, None)
     text_parts: list[str] = field(default_factory=list)
     reasoning_parts: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
@@ -436,11 +441,15 @@ def _prepare(
     """One thread hop, one transaction: everything written before any provider is called."""
     with transaction.atomic():
         created = False
+        siblings: tuple[int, int, Any] = (1, 1, None)
         seeded: list[Message] = []
+        seed_leaf = None
+        assistant_id = uuid.uuid4()
         if conversation_id is None:
             first = next((text for role, text in seed if role == Message.Role.USER), content)
             conversation = Conversation.objects.create(
-                id=new_conversation_id or uuid.uuid4(), user=user, title=_title(first)
+                id=new_conversation_id or uuid.uuid4(), user=user, title=_title(first),
+                active_leaf_id=assistant_id,  # the answer below; saves an UPDATE on the way to the provider
             )
             created = True
             # Earlier messages a client sent for a conversation we had not seen (API clients
@@ -452,7 +461,7 @@ def _prepare(
                 parent_seed = seeded[-1].id
             if seeded:
                 Message.objects.bulk_create(seeded)
-                conversation.active_leaf_id = parent_seed
+            seed_leaf = parent_seed
         else:
             conversation = get_conversation_for_user(user, conversation_id)
         now = timezone.now()
@@ -463,6 +472,11 @@ def _prepare(
                 raise TurnError("not_found", "There is no answer with that id to regenerate.", 404)
             path = _branch(conversation, old.parent_message_id)
             user_message_id = old.parent_message_id
+            earlier = list(
+                Message.objects.filter(parent_message_id=user_message_id).order_by("created_at").values_list(
+                    "id", flat=True)
+            )
+            siblings = (len(earlier) + 1, len(earlier) + 1, earlier[-1] if earlier else None)
         else:
             if edit_of is not None:
                 old = Message.objects.filter(pk=edit_of, conversation=conversation).first()
@@ -473,6 +487,10 @@ def _prepare(
                 if not Message.objects.filter(pk=parent_id, conversation=conversation).exists():
                     raise TurnError("not_found", "There is no message with that id in this conversation.", 404)
                 parent = parent_id
+            elif created:
+                # active_leaf_id already names the answer below: the new message starts the tree
+                # (or continues the seeded history), never hangs under its own answer.
+                parent = seed_leaf
             else:
                 parent = conversation.active_leaf_id
             path = _branch(conversation, parent)
@@ -488,6 +506,7 @@ def _prepare(
             path.append(user_message)
             user_message_id = user_message.id
         assistant = Message(
+            id=assistant_id,
             conversation=conversation,
             parent_message_id=user_message_id,
             role=Message.Role.ASSISTANT,
@@ -496,7 +515,8 @@ def _prepare(
             metadata={"tier": options.tier},
         )
         Message.objects.bulk_create([m for m in (user_message, assistant) if m is not None])
-        Conversation.objects.filter(pk=conversation.pk).update(active_leaf=assistant.id, updated_at=now)
+        if not created:
+            Conversation.objects.filter(pk=conversation.pk).update(active_leaf=assistant.id, updated_at=now)
     return Turn(
         id=assistant.id,
         conversation_id=conversation.id,
@@ -506,6 +526,9 @@ def _prepare(
         history=_history(path, options),
         created=created,
         use_cache=regenerate_of is None,
+        user_content=content,
+        siblings=siblings,
+        title=conversation.title,
     )
 
 

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import tree
@@ -59,4 +60,8 @@ def fork(request, conversation_id, message_id):
     new = tree.fork(convo, message_id)
     if new is None:
         raise Http404("No such message in this conversation.")
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = reverse("chat:conversation", args=[new.id])
+        return response
     return redirect("chat:conversation", new.id)
