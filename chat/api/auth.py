@@ -1,0 +1,66 @@
+"""Who is calling: a Bearer API key (programs) or the Django session with CSRF (the page).
+
+A request that sends an Authorization header is judged by it alone: a wrong, malformed or
+revoked key is a 401 even when a session cookie is present too. Session requests that
+change something must carry the CSRF token (``X-CSRFToken``), else 403.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from ninja.security import APIKeyCookie, HttpBearer
+from ninja.utils import check_csrf
+
+from chat.turns import TurnError
+from chimera.apikeys import user_for_key
+
+BAD_KEY = "That API key is not valid or has been revoked. Create one at /accounts/settings/."
+
+
+class ApiKeyAuth(HttpBearer):
+    """``Authorization: Bearer chk_…``; keys come from the settings page or ``create_api_key``."""
+
+    def __call__(self, request):
+        header = request.headers.get("Authorization")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise TurnError(
+                "invalid_authorization", "Send the API key as 'Authorization: Bearer <key>'.", 401
+            )
+        return self.authenticate(request, token)
+
+    def authenticate(self, request, token: str):
+        user = user_for_key(token)
+        if user is None:
+            raise TurnError("invalid_api_key", BAD_KEY, 401)
+        return user
+
+
+class SessionCsrfAuth(APIKeyCookie):
+    """The signed-in person's session; unsafe methods must pass Django's CSRF check."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def __call__(self, request):
+        if "Authorization" in request.headers or not request.COOKIES.get(self.param_name):
+            return None
+        return self.authenticate(request, request.COOKIES[self.param_name])
+
+    def authenticate(self, request, key):
+        user = request.user
+        if not user.is_authenticated:
+            return None
+        if check_csrf(request) is not None:
+            raise TurnError(
+                "csrf_failed",
+                "CSRF check failed: send the csrftoken cookie's value in an X-CSRFToken header.",
+                403,
+            )
+        return user
+
+
+api_key = ApiKeyAuth()
+session = SessionCsrfAuth()

@@ -1,0 +1,247 @@
+"""The conversation API: list, get (tree + active branch), rename, archive, delete, fork, select a
+branch; and per message: edit (new branch), regenerate (new sibling), stop, attach."""
+
+from __future__ import annotations
+
+import uuid
+
+from asgiref.sync import sync_to_async
+from django.db.models import Q
+from django.http import HttpResponse
+from ninja import Field as NinjaField
+from ninja import Query, Router, Schema
+
+from chat import tree
+from chat.api import streams
+from chat.api.chat import blocking_requested, options_from
+from chat.api.schemas import (
+    AnswerOut,
+    ConversationDetail,
+    ConversationOut,
+    ConversationPage,
+    ConversationPatch,
+    EditIn,
+    ErrorOut,
+    MessageRef,
+    StopOut,
+    TurnIn,
+    conversation_json,
+    message_json,
+)
+from chat.models import Conversation, Message
+from chat.turns import TurnError, get_conversation_for_user, mark_orphans, running_turn, start_turn, stop_turn
+
+router = Router(tags=["conversations"])
+ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+STREAMED = {
+    "responses": {
+        200: {
+            "description": "The new answer as a UI message stream (or JSON with Accept: "
+            "application/json), exactly as POST /api/chat/v2",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+}
+
+
+class ListQuery(Schema):
+    limit: int = NinjaField(20, ge=1, le=100)
+    offset: int = NinjaField(0, ge=0)
+    archived: bool = False
+    q: str = NinjaField("", max_length=200)
+
+
+def _get_conversation_for_user(request, conversation_id) -> Conversation:
+    return get_conversation_for_user(request.auth, conversation_id)
+
+
+def _get_message_for_user(request, conversation_id, message_id) -> Message:
+    message = Message.objects.filter(
+        pk=message_id, conversation_id=conversation_id, conversation__user=request.auth
+    ).first()
+    if message is None:
+        raise TurnError("not_found", "There is no such message in that conversation.", 404)
+    return message
+
+
+def _detail(conversation: Conversation) -> dict:
+    messages = list(Message.objects.filter(conversation=conversation).order_by("created_at"))
+    by_id = {m.id: m for m in messages}
+    branch = [
+        {
+            **message_json(by_id[v.id]),
+            "siblingIndex": v.sibling_index,
+            "siblingCount": v.sibling_count,
+            "prevSiblingId": v.prev_sibling,
+            "nextSiblingId": v.next_sibling,
+        }
+        for v in tree.branch_messages(conversation)
+        if v.id in by_id
+    ]
+    return {
+        **conversation_json(conversation),
+        "messages": [message_json(m) for m in messages],
+        "activeBranch": branch,
+    }
+
+
+# ---- conversations ----------------------------------------------------------------------
+@router.get("", response={200: ConversationPage, **ERRORS}, summary="Your conversations, newest first")
+def list_conversations(request, filters: Query[ListQuery]):
+    rows = Conversation.objects.filter(user=request.auth, is_archived=filters.archived)
+    q = filters.q.strip()
+    if q:
+        rows = rows.filter(Q(title__icontains=q) | Q(messages__content__icontains=q)).distinct()
+    rows = rows.order_by("-updated_at", "-created_at")
+    count = rows.count()
+    items = [conversation_json(c) for c in rows[filters.offset : filters.offset + filters.limit]]
+    end = filters.offset + len(items)
+    return {
+        "items": items,
+        "count": count,
+        "limit": filters.limit,
+        "offset": filters.offset,
+        "nextOffset": end if end < count else None,
+    }
+
+
+@router.get(
+    "/{conversation_id}",
+    response={200: ConversationDetail, **ERRORS},
+    summary="A conversation with its whole message tree and the active branch",
+)
+def get_conversation(request, conversation_id: uuid.UUID):
+    conversation = _get_conversation_for_user(request, conversation_id)
+    mark_orphans(conversation.id)
+    return _detail(conversation)
+
+
+@router.patch(
+    "/{conversation_id}", response={200: ConversationOut, **ERRORS}, summary="Rename, archive or unarchive"
+)
+def update_conversation(request, conversation_id: uuid.UUID, payload: ConversationPatch):
+    conversation = _get_conversation_for_user(request, conversation_id)
+    changed = []
+    if payload.title is not None:
+        conversation.title = payload.title.strip() or conversation.title
+        changed.append("title")
+    if payload.isArchived is not None:
+        conversation.is_archived = payload.isArchived
+        changed.append("is_archived")
+    if changed:
+        conversation.save(update_fields=[*changed, "updated_at"])
+    return conversation_json(conversation)
+
+
+@router.delete("/{conversation_id}", response={204: None, **ERRORS}, summary="Delete, with all its messages")
+async def delete_conversation(request, conversation_id: uuid.UUID):
+    conversation = await sync_to_async(_get_conversation_for_user)(request, conversation_id)
+    async for message_id in Message.objects.filter(
+        conversation=conversation, status=Message.Status.STREAMING
+    ).values_list("id", flat=True):
+        await stop_turn(request.auth, message_id)
+    await conversation.adelete()
+    return 204, None
+
+
+@router.post(
+    "/{conversation_id}/fork",
+    response={201: ConversationOut, **ERRORS},
+    summary="Copy the path to a message into a new conversation",
+)
+def fork_conversation(request, conversation_id: uuid.UUID, payload: MessageRef):
+    conversation = _get_conversation_for_user(request, conversation_id)
+    new = tree.fork(conversation, payload.messageId)
+    if new is None:
+        raise TurnError("not_found", "There is no such message in that conversation.", 404)
+    return 201, conversation_json(new)
+
+
+@router.post(
+    "/{conversation_id}/branch",
+    response={200: ConversationDetail, **ERRORS},
+    summary="Make the branch through a message the active one",
+)
+def select_branch(request, conversation_id: uuid.UUID, payload: MessageRef):
+    conversation = _get_conversation_for_user(request, conversation_id)
+    if not tree.select_branch(conversation, payload.messageId):
+        raise TurnError("not_found", "There is no such message in that conversation.", 404)
+    return _detail(conversation)
+
+
+# ---- messages -------------------------------------------------------------------------
+@router.post(
+    "/{conversation_id}/messages/{message_id}/edit",
+    response={200: AnswerOut, 413: ErrorOut, 429: ErrorOut, 503: ErrorOut, **ERRORS},
+    summary="Edit a user message: a new branch, answered (streamed)",
+    openapi_extra=STREAMED,
+)
+async def edit_message(
+    request, conversation_id: uuid.UUID, message_id: uuid.UUID, payload: EditIn
+) -> HttpResponse:
+    try:
+        turn = await start_turn(
+            request.auth,
+            payload.content,
+            options_from(payload.config, payload.context),
+            conversation_id=conversation_id,
+            edit_of=message_id,
+        )
+    except TurnError as exc:
+        if exc.field == "message":
+            exc.field = "content"
+        raise
+    return await streams.respond(request, turn, await blocking_requested(request))
+
+
+@router.post(
+    "/{conversation_id}/messages/{message_id}/regenerate",
+    response={200: AnswerOut, 429: ErrorOut, 503: ErrorOut, **ERRORS},
+    summary="Regenerate an answer: a new sibling (streamed)",
+    openapi_extra=STREAMED,
+)
+async def regenerate_message(
+    request, conversation_id: uuid.UUID, message_id: uuid.UUID, payload: TurnIn | None = None
+) -> HttpResponse:
+    payload = payload or TurnIn()
+    turn = await start_turn(
+        request.auth,
+        None,
+        options_from(payload.config, payload.context),
+        conversation_id=conversation_id,
+        regenerate_of=message_id,
+    )
+    return await streams.respond(request, turn, await blocking_requested(request))
+
+
+@router.post(
+    "/{conversation_id}/messages/{message_id}/stop",
+    response={200: StopOut, **ERRORS},
+    summary="Stop an answer in flight (its partial text is kept)",
+)
+async def stop_message(request, conversation_id: uuid.UUID, message_id: uuid.UUID):
+    message = await sync_to_async(_get_message_for_user)(request, conversation_id, message_id)
+    stopped = await stop_turn(request.auth, message.id)
+    await message.arefresh_from_db()
+    return {"stopped": stopped, "message": message_json(message)}
+
+
+@router.get(
+    "/{conversation_id}/messages/{message_id}/stream",
+    response={**ERRORS},
+    summary="Attach to an answer: everything so far, then live (UI message stream)",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "UI message stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+async def attach_message(request, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
+    message = await sync_to_async(_get_message_for_user)(request, conversation_id, message_id)
+    if message.role != Message.Role.ASSISTANT:
+        raise TurnError("not_an_answer", "Only answers can be attached to.", 422, "message_id")
+    turn = running_turn(message.id)
+    return streams.attach_response(turn, message)
