@@ -22,6 +22,7 @@ Order of work, and why:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 import uuid
@@ -30,13 +31,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from chat.models import Conversation, Message
+from chimera import db
+from chimera.flags import aget_flags
 from providers.base import ChatMessage
 from providers.events import AttemptFinished, Event, StreamError, Usage
 from usage import limits, recording
@@ -237,14 +239,11 @@ class Turn:
         if len(text) == self._checkpointed_len:
             return
         try:
-            await Message.objects.filter(pk=self.id, status=Message.Status.STREAMING).aupdate(
-                content=text, updated_at=timezone.now()
-            )
-            self._checkpointed_len = len(text)
-            if settings.REDIS_URL and await cache.aget(STOP_KEY.format(self.id)):
+            if await db.run(self._checkpoint_sync, text):
                 # Stop asked for from another process.
                 if self.task is not None:
                     self.task.cancel()
+            self._checkpointed_len = len(text)
         except Exception:
             log.exception("checkpoint of %s failed; the final write will carry the text", self.id)
 
@@ -280,7 +279,7 @@ class Turn:
                  "provider": self.error.provider}
             )
         try:
-            await sync_to_async(self._finish_sync)(text, metadata)
+            await db.run(self._finish_sync, text, metadata)
         except Exception:
             log.exception("final write of turn %s failed", self.id)
         self.finished = TurnFinished(
@@ -323,6 +322,13 @@ class Turn:
             "switches": self.switches,
             "finishReason": self.finish_reason,
         }
+
+    def _checkpoint_sync(self, text: str) -> bool:
+        """Write the text so far; True when another process asked for this answer to stop."""
+        Message.objects.filter(pk=self.id, status=Message.Status.STREAMING).update(
+            content=text, updated_at=timezone.now()
+        )
+        return bool(settings.REDIS_URL and cache.get(STOP_KEY.format(self.id)))
 
     def _finish_sync(self, text: str, metadata: dict[str, Any]) -> None:
         with transaction.atomic():
@@ -532,6 +538,14 @@ def _prepare(
     )
 
 
+def _limit_then_prepare(limit: int | None, user, *args) -> Turn:
+    if limit is not None:
+        retry_after = limits.check_sync(user, limit)
+        if retry_after:
+            raise RateLimited(retry_after)
+    return _prepare(user, *args)
+
+
 def _title(content: str) -> str:
     line = " ".join(content.split())
     return line if len(line) <= 60 else line[:57].rstrip() + "…"
@@ -559,15 +573,16 @@ async def start_turn(
     options = validate_options(options or TurnOptions())
     if regenerate_of is None:
         content = validate_content(content)
-    retry_after = await limits.check(user)
-    if retry_after:
-        raise RateLimited(retry_after)
-    turn = await sync_to_async(_prepare)(
-        user, content or "", options, conversation_id, parent_id, edit_of, regenerate_of,
-        new_conversation_id, tuple(seed), user_data_parts,
+    limit = limits.limit_for(user, await aget_flags())
+    # One hop to the database threads: the limit, then every write before the provider call.
+    turn = await db.run(
+        _limit_then_prepare, limit, user, content or "", options, conversation_id, parent_id, edit_of,
+        regenerate_of, new_conversation_id, tuple(seed), user_data_parts,
     )
     _running[turn.id] = turn
-    turn.task = asyncio.create_task(turn.run(), name=f"turn-{turn.id}")
+    # A fresh context: the turn outlives the request, so it must not inherit the request's
+    # thread-sensitive executor (and its database connection).
+    turn.task = asyncio.create_task(turn.run(), name=f"turn-{turn.id}", context=contextvars.Context())
     return turn
 
 

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "ninja",  # /api/docs serves Swagger UI from ninja's static files, not a CDN
     "chimera",
     "providers",
     "usage",
@@ -176,6 +177,8 @@ CHIMERA_CATALOG: dict = json.loads(Path(_catalog_file).read_text()) if _catalog_
 
 # --- chat -----------------------------------------------------------------------
 CHIMERA_MAX_MESSAGE_CHARS = envint("CHIMERA_MAX_MESSAGE_CHARS", 32_000)
+# Threads (each with one persistent connection) doing the turns' database work; see chimera/db.py.
+CHIMERA_DB_THREADS = envint("CHIMERA_DB_THREADS", 4)
 # How often a streaming answer is written to the database (ms); writes stay off the token path.
 CHIMERA_CHECKPOINT_MS = envint("CHIMERA_CHECKPOINT_MS", 1000)
 # Messages per tier per hour (the spec's freeLimit / proLimit; runtime flags can change them).

@@ -43,6 +43,16 @@ def pytest_sessionstart(session):
             leftover.unlink(missing_ok=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_turn_database_threads(django_db_setup):
+    """The turn threads keep their connections open (chimera/db.py); close them before the test
+    database is dropped."""
+    yield
+    from chimera import db
+
+    db.close_all()
+
+
 # ---- ordering: browser tests last (ENVIRONMENT.md pothole 6) ---------------------------
 def pytest_collection_modifyitems(config, items):
     def is_browser(item) -> bool:

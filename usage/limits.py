@@ -16,7 +16,7 @@ from chimera.flags import aget_flags
 GROUP = "chimera.turn"
 
 
-def _limit_for(user, flags) -> int | None:
+def limit_for(user, flags) -> int | None:
     rate = flags.get("rateLimit") or {}
     if not rate.get("enabled", True):
         return None
@@ -25,7 +25,8 @@ def _limit_for(user, flags) -> int | None:
     return int(rate.get("freeLimit") or settings.CHIMERA_RATE_LIMIT_FREE)
 
 
-def _check_sync(user, limit: int, increment: bool) -> int:
+def check_sync(user, limit: int, increment: bool = True) -> int:
+    """Counts one message; 0 when allowed, else the seconds until the window resets."""
     # django-ratelimit works on a request; the WebSocket has none, so give it the user.
     request = HttpRequest()
     request.method = "POST"
@@ -45,16 +46,16 @@ def _check_sync(user, limit: int, increment: bool) -> int:
 
 async def check(user, increment: bool = True) -> int:
     """Counts one message; returns 0 when allowed, else the seconds until the window resets."""
-    limit = _limit_for(user, await aget_flags())
+    limit = limit_for(user, await aget_flags())
     if limit is None:
         return 0
-    return await sync_to_async(_check_sync)(user, limit, increment)
+    return await sync_to_async(check_sync)(user, limit, increment)
 
 
 async def remaining(user) -> tuple[int | None, int]:
     """(messages left or None when unlimited, seconds left in the window) without counting."""
     flags = await aget_flags()
-    limit = _limit_for(user, flags)
+    limit = limit_for(user, flags)
     if limit is None:
         return None, 0
 
