@@ -24,12 +24,15 @@ $(VENV)/.local-model: requirements-local.txt | $(VENV)/.installed
 
 local-model: $(VENV)/.local-model
 
-run: $(VENV)/.installed $(VENV)/.local-model
+var/secret-key:
 	mkdir -p var
+	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+	chmod 600 $@
+
+run: $(VENV)/.installed $(VENV)/.local-model var/secret-key
 	DEBUG=$${DEBUG:-True} $(PY) manage.py serve
 
-run-emulator: $(VENV)/.installed
-	mkdir -p var
+run-emulator: $(VENV)/.installed var/secret-key
 	DEBUG=$${DEBUG:-True} $(PY) manage.py serve --emulator
 
 emulator: $(VENV)/.installed

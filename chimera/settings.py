@@ -47,6 +47,9 @@ def envint(name: str, default: int) -> int:
 
 DEBUG = envbool("DEBUG", False)
 SECRET_KEY = envstr("SECRET_KEY")
+_local_secret = BASE_DIR / "var" / "secret-key"  # written by `make run` for this checkout only
+if not SECRET_KEY and _local_secret.exists():
+    SECRET_KEY = _local_secret.read_text().strip()
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (make run sets DEBUG=True).")
