@@ -231,3 +231,23 @@ async def test_an_unreachable_redis_fails_open():
 
     assert await breaker.allow("groq")
     assert await breaker.state("groq") == "closed"
+
+
+async def test_a_second_server_process_sees_the_same_state(redis_prefix):
+    import asyncio
+    import subprocess
+    import sys
+
+    breaker = Breaker(redis_url=REDIS_URL, prefix=redis_prefix, cache_s=0, cooldown_s=30)
+    for _ in range(5):
+        await breaker.record_failure("groq", outage())
+    script = (
+        "import asyncio, sys; from providers.breaker import Breaker; "
+        f"b = Breaker(redis_url={REDIS_URL!r}, prefix={redis_prefix!r}, cache_s=0, cooldown_s=30); "
+        "print(asyncio.run(b.state('groq')), asyncio.run(b.allow('groq')))"
+    )
+    other = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+    )
+    assert other.stdout.split() == ["open", "False"], other.stderr
