@@ -33,24 +33,13 @@ from providers.catalog import (
 
 TaskComplexity = Literal["simple", "moderate", "complex"]
 
-# The spec's Edge Config defaults, used only if chimera.flags is unavailable (e.g. outside Django).
-DEFAULT_FLAGS: dict[str, Any] = {
-    "enableStreaming": True,
-    "enableAIGateway": True,
-    "enableCaching": True,
-    "enableFailover": True,
-    "providers": {"primary": "groq", "fallback": "google", "disabled": []},
-}
-
 _COMPLEXITY_TIER = {"simple": "fast", "moderate": "balanced", "complex": "powerful"}
 
 
 async def current_flags() -> Mapping[str, Any]:
     """The runtime flags (``chimera.flags.aget_flags``), cached there for a couple of seconds."""
-    try:
-        from chimera.flags import aget_flags
-    except ImportError:  # pragma: no cover - providers used without the chimera app
-        return DEFAULT_FLAGS
+    from chimera.flags import aget_flags
+
     return await aget_flags()
 
 
