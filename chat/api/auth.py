@@ -12,6 +12,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from chat.turns import TurnError
+from chimera import db
 from chimera.apikeys import user_for_key
 
 BAD_KEY = "That API key is not valid or has been revoked. Create one at /accounts/settings/."
@@ -20,7 +21,7 @@ BAD_KEY = "That API key is not valid or has been revoked. Create one at /account
 class ApiKeyAuth(HttpBearer):
     """``Authorization: Bearer chk_…``; keys come from the settings page or ``create_api_key``."""
 
-    def __call__(self, request):
+    async def __call__(self, request):
         header = request.headers.get("Authorization")
         if not header:
             return None
@@ -30,10 +31,12 @@ class ApiKeyAuth(HttpBearer):
             raise TurnError(
                 "invalid_authorization", "Send the API key as 'Authorization: Bearer <key>'.", 401
             )
-        return self.authenticate(request, token)
+        return await self.authenticate(request, token)
 
-    def authenticate(self, request, token: str):
-        user = user_for_key(token)
+    async def authenticate(self, request, token: str):
+        # On the turn threads (chimera.db), not a thread of this request's own: a program's request
+        # then holds no database connection while its answer streams.
+        user = await db.run(user_for_key, token)
         if user is None:
             raise TurnError("invalid_api_key", BAD_KEY, 401)
         return user
@@ -53,6 +56,7 @@ class SessionCsrfAuth(APIKeyCookie):
         user = request.user
         if not user.is_authenticated:
             return None
+        request.chimera_db_in_request_thread = True  # the session was read on this request's thread
         if check_csrf(request) is not None:
             raise TurnError(
                 "csrf_failed",

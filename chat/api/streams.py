@@ -118,9 +118,10 @@ def _stream_response(body, headers: dict[str, str]) -> StreamingHttpResponse:
 async def respond(request, turn: Turn, blocking: bool) -> HttpResponse:
     """The answer to a turn just started: streamed, or (blocking) one JSON body."""
     events, queue = turn.subscribe()
-    # The request's own thread keeps its database connection until the response ends; the turn
-    # writes through chimera.db, so give the connection back now (200 streams, not 200 connections).
-    await sync_to_async(connections.close_all)()
+    if getattr(request, "chimera_db_in_request_thread", False):
+        # A session request read the database on its own thread, which keeps the connection until
+        # the response ends; the turn writes through chimera.db, so give it back before streaming.
+        await sync_to_async(connections.close_all)()
     if blocking:
         try:
             finished = await _until_finished(events, queue)
