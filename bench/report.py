@@ -246,8 +246,8 @@ def render(
         w(
             "Every answer's text is compared with what the emulator sends for that prompt (it is deterministic): "
             "a lost, duplicated or reordered token makes the answer count as an error. *Not streamed*: on the page, "
-            "answers whose turn finished before the socket had subscribed (the consumer renders the new turn and the "
-            "sidebar first), so the page got the whole answer at the end; their TTFT is their total time. RSS per open stream is "
+            "answers whose turn finished before the socket had subscribed (the consumer subscribes before its first "
+            "frame, so this should stay 0), so the page got the whole answer at the end; their TTFT is their total time. RSS per open stream is "
             "(daphne's peak RSS while the most streams were open - its RSS before the phase) ÷ streams open.\n"
         )
 
