@@ -108,6 +108,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             edit_of=message_id if action == "edit" else None,
             regenerate_of=message_id if action == "regenerate" else None,
         )
+        # Let the turn reach the provider call first: our rendering then overlaps its wait.
+        await asyncio.sleep(0)
         frames = [_status("streaming", turn.conversation_id, turn.id),
                   '<div id="chat-errors" hx-swap-oob="innerHTML"></div>']
         if action == "send":

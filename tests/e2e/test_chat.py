@@ -113,3 +113,37 @@ def test_bad_input_shows_a_message_and_stores_nothing(logged_in_page, live_serve
 def test_the_chat_page_requires_login(page, live_server):
     page.goto(live_server.url + "/")
     assert "/accounts/login/" in page.url
+
+
+def test_editing_a_message_makes_a_branch_you_can_switch_between(logged_in_page, live_server, emu):
+    page = logged_in_page
+    send(page, "What is a qubit?")
+    expect(page.locator('[data-testid="message-complete"]')).to_have_count(1, timeout=30_000)
+    page.click('[data-testid="edit-button"]')
+    page.fill('[data-testid="edit-input"]', "What is a photon?")
+    page.click('[data-testid="edit-save"]')
+    expect(page.locator('[data-testid="user-message"]')).to_have_text("What is a photon?", timeout=30_000)
+    expect(page.locator('[data-testid="message-complete"]')).to_have_count(1, timeout=30_000)
+    expect(page.locator('[data-testid="branch-position"]').first).to_have_text("2/2")
+
+    page.click('[data-testid="branch-prev"]')
+    expect(page.locator('[data-testid="user-message"]')).to_have_text("What is a qubit?")
+    expect(page.locator('[data-testid="branch-position"]').first).to_have_text("1/2")
+    page.reload()  # the chosen branch survives a reload
+    expect(page.locator('[data-testid="user-message"]')).to_have_text("What is a qubit?")
+
+
+def test_regenerate_and_fork_from_the_page(logged_in_page, live_server, emu):
+    page = logged_in_page
+    send(page, "Name a prime number")
+    expect(page.locator('[data-testid="message-complete"]')).to_have_count(1, timeout=30_000)
+    page.click('[data-testid="regenerate-button"]')
+    expect(page.locator('[data-testid="branch-position"]')).to_have_text("2/2", timeout=30_000)
+    expect(page.locator('[data-testid="message-complete"]')).to_have_count(1, timeout=30_000)
+
+    original = page.url
+    page.click('[data-testid="fork-button"]')
+    page.wait_for_url(lambda url: url != original and re.search(r"/c/[0-9a-f-]{36}/$", url) is not None)
+    expect(page.locator('[data-testid="conversation-link"]')).to_have_count(2)
+    assert Conversation.objects.filter(parent__isnull=False).count() == 1
+    expect(page.locator('[data-testid="user-message"]')).to_have_text("Name a prime number")
