@@ -110,8 +110,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         # Let the turn reach the provider call first: our rendering then overlaps its wait.
         await asyncio.sleep(0)
-        frames = [_status("streaming", turn.conversation_id, turn.id),
-                  '<div id="chat-errors" hx-swap-oob="innerHTML"></div>']
+        frames = [
+            _status("streaming", turn.conversation_id, turn.id),
+            '<div id="chat-errors" hx-swap-oob="innerHTML"></div>',
+        ]
         if action == "send":
             frames.append(self._render_new_turn(turn))  # from memory: no database reads
         else:
@@ -121,8 +123,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._watch(turn.id, turn, "".join(frames))
 
     async def _conversation_of(self, message_id):
-        row = await Message.objects.filter(pk=message_id, conversation__user=self.user).values(
-            "conversation_id").afirst()
+        row = (
+            await Message.objects.filter(pk=message_id, conversation__user=self.user)
+            .values("conversation_id")
+            .afirst()
+        )
         if row is None:
             raise TurnError("not_found", "That message does not exist.", 404)
         return row["conversation_id"]
@@ -158,8 +163,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     text_so_far = "".join(e.text for e in history if e.kind == "text")
                     if text_so_far:
                         started = True
-                        await self.send(text_data=render.first_token_fragment(mid)
-                                        + render.replace_text_fragment(mid, text_so_far))
+                        await self.send(
+                            text_data=render.first_token_fragment(mid)
+                            + render.replace_text_fragment(mid, text_so_far)
+                        )
                     pending = [e for e in history if e.kind != "text"]
                 while True:
                     if pending:
@@ -211,13 +218,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             if row["status"] != Message.Status.STREAMING:
                 message = await Message.objects.select_related("conversation").aget(pk=message_id)
-                finished = TurnFinished(status=message.status, message_id=mid, content=message.content,
-                                        metadata=message.metadata or {})
+                finished = TurnFinished(
+                    status=message.status,
+                    message_id=mid,
+                    content=message.content,
+                    metadata=message.metadata or {},
+                )
                 await self.send(text_data=await sync_to_async(self._render_final)(finished))
                 return
             if row["content"] != sent:
                 sent = row["content"]
-                await self.send(text_data=render.first_token_fragment(mid) + render.replace_text_fragment(mid, sent))
+                await self.send(
+                    text_data=render.first_token_fragment(mid) + render.replace_text_fragment(mid, sent)
+                )
             await asyncio.sleep(POLL_S)
 
     # ---- fragments -----------------------------------------------------------------
@@ -232,12 +245,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     def _render_new_turn(self, turn) -> str:
-        user = tree.MessageView.build(id=turn.user_message_id, conversation_id=turn.conversation_id,
-                                      role="user", content=turn.user_content, status=Message.Status.COMPLETE)
+        user = tree.MessageView.build(
+            id=turn.user_message_id,
+            conversation_id=turn.conversation_id,
+            role="user",
+            content=turn.user_content,
+            status=Message.Status.COMPLETE,
+        )
         index, count, prev = turn.siblings
-        assistant = tree.MessageView.build(id=turn.id, conversation_id=turn.conversation_id, role="assistant",
-                                           content="", status=Message.Status.STREAMING,
-                                           sibling_index=index, sibling_count=count, prev_sibling=prev)
+        assistant = tree.MessageView.build(
+            id=turn.id,
+            conversation_id=turn.conversation_id,
+            role="assistant",
+            content="",
+            status=Message.Status.STREAMING,
+            sibling_index=index,
+            sibling_count=count,
+            prev_sibling=prev,
+        )
         body = "".join(render_to_string("chat/partials/_message.html", {"m": v}) for v in (user, assistant))
         # The preview the page drew goes; the real messages go in front of the (empty) placeholder.
         html = f'<div id="pending-turn" hx-swap-oob="innerHTML"></div><div hx-swap-oob="beforebegin:#pending-turn">{body}</div>'
@@ -248,9 +273,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _render_finished_turn(self, turn, finished: TurnFinished) -> str:
         index, count, prev = turn.siblings
         view = tree.MessageView.build(
-            id=turn.id, conversation_id=turn.conversation_id, role="assistant", content=finished.content,
-            status=finished.status, metadata=finished.metadata, data_parts=turn.data_parts,
-            sibling_index=index, sibling_count=count, prev_sibling=prev, error=finished.error,
+            id=turn.id,
+            conversation_id=turn.conversation_id,
+            role="assistant",
+            content=finished.content,
+            status=finished.status,
+            metadata=finished.metadata,
+            data_parts=turn.data_parts,
+            sibling_index=index,
+            sibling_count=count,
+            prev_sibling=prev,
+            error=finished.error,
         )
         html = render_to_string("chat/partials/_message.html", {"m": view, "oob": True})
         return html + _status("idle", turn.conversation_id, turn.id)
@@ -259,15 +292,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _sidebar_entry(turn) -> str:
         from chat.models import Conversation
 
-        item = render_to_string("chat/partials/_conversation_item.html",
-                                {"c": Conversation(id=turn.conversation_id, title=turn.title), "active": None})
-        return (f'<div hx-swap-oob="afterbegin:#conversation-list">{item}</div>'
-                '<div id="no-conversations" hx-swap-oob="delete"></div>')
+        item = render_to_string(
+            "chat/partials/_conversation_item.html",
+            {"c": Conversation(id=turn.conversation_id, title=turn.title), "active": None},
+        )
+        return (
+            f'<div hx-swap-oob="afterbegin:#conversation-list">{item}</div>'
+            '<div id="no-conversations" hx-swap-oob="delete"></div>'
+        )
 
     def _render_branch(self, conversation_id) -> str:
         conversation = get_conversation_for_user(self.user, conversation_id)
-        html = render_to_string("chat/partials/_branch.html", {"messages": tree.branch_messages(conversation)})
-        return f'<div id="messages" class="messages" data-testid="messages" hx-swap-oob="innerHTML">{html}</div>'
+        html = render_to_string(
+            "chat/partials/_branch.html", {"messages": tree.branch_messages(conversation)}
+        )
+        return (
+            f'<div id="messages" class="messages" data-testid="messages" hx-swap-oob="innerHTML">{html}</div>'
+        )
 
     def _render_final(self, finished: TurnFinished) -> str:
         message = Message.objects.select_related("conversation").get(pk=finished.message_id)

@@ -20,7 +20,12 @@ class Conversation(models.Model):
     title = models.TextField(blank=True, default="")
     summary = models.TextField(blank=True, default="")
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks", help_text="Forked from"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="forks",
+        help_text="Forked from",
     )
     is_archived = models.BooleanField(default=False)
     settings = models.JSONField(default=dict, blank=True)

@@ -97,7 +97,14 @@ class ProviderSwitchPart(BaseModel):
 
 
 ChimeraDataPart = Annotated[
-    ThinkingPart | ErrorPart | ToolCallPart | ComponentPart | ChartPart | MarkdownPart | CodePart | MediaPart
+    ThinkingPart
+    | ErrorPart
+    | ToolCallPart
+    | ComponentPart
+    | ChartPart
+    | MarkdownPart
+    | CodePart
+    | MediaPart
     | ProviderSwitchPart,
     Field(discriminator="type"),
 ]

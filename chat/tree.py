@@ -11,8 +11,13 @@ from django.db import transaction
 from chat.models import Conversation, Message
 from chat.render import markdown_html
 
-PROVIDER_LABELS = {"groq": "Groq", "google": "Gemini", "anthropic": "Anthropic", "gateway": "AI Gateway",
-                   "local": "the local model"}
+PROVIDER_LABELS = {
+    "groq": "Groq",
+    "google": "Gemini",
+    "anthropic": "Anthropic",
+    "gateway": "AI Gateway",
+    "local": "the local model",
+}
 
 
 @dataclass
@@ -35,16 +40,43 @@ class MessageView:
     switches: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, *, id, conversation_id, role, content, status, is_edited=False, metadata=None, data_parts=None,
-              sibling_index=1, sibling_count=1, prev_sibling=None, next_sibling=None, error="") -> MessageView:
+    def build(
+        cls,
+        *,
+        id,
+        conversation_id,
+        role,
+        content,
+        status,
+        is_edited=False,
+        metadata=None,
+        data_parts=None,
+        sibling_index=1,
+        sibling_count=1,
+        prev_sibling=None,
+        next_sibling=None,
+        error="",
+    ) -> MessageView:
         data_parts = data_parts or []
         return cls(
-            id=id, conversation_id=conversation_id, role=role, content=content, status=status, is_edited=is_edited,
-            metadata=metadata or {}, data_parts=data_parts, sibling_index=sibling_index,
-            sibling_count=sibling_count, prev_sibling=prev_sibling, next_sibling=next_sibling,
+            id=id,
+            conversation_id=conversation_id,
+            role=role,
+            content=content,
+            status=status,
+            is_edited=is_edited,
+            metadata=metadata or {},
+            data_parts=data_parts,
+            sibling_index=sibling_index,
+            sibling_count=sibling_count,
+            prev_sibling=prev_sibling,
+            next_sibling=next_sibling,
             error=error or next((p.get("error", "") for p in data_parts if p.get("type") == "error"), ""),
-            switches=[{**p, "toLabel": PROVIDER_LABELS.get(p.get("toProvider"), p.get("toProvider"))}
-                      for p in data_parts if p.get("type") == "provider-switch"],
+            switches=[
+                {**p, "toLabel": PROVIDER_LABELS.get(p.get("toProvider"), p.get("toProvider"))}
+                for p in data_parts
+                if p.get("type") == "provider-switch"
+            ],
         )
 
     @property
@@ -150,14 +182,23 @@ def message_view(message: Message) -> MessageView:
         if view.id == message.id:
             return view
     # Not on the active branch (the user moved away): render it alone.
-    return MessageView.build(id=message.id, conversation_id=message.conversation_id, role=message.role,
-                             content=message.content, status=message.status, is_edited=message.is_edited,
-                             metadata=message.metadata, data_parts=message.data_parts)
+    return MessageView.build(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        role=message.role,
+        content=message.content,
+        status=message.status,
+        is_edited=message.is_edited,
+        metadata=message.metadata,
+        data_parts=message.data_parts,
+    )
 
 
 def select_branch(conversation: Conversation, message_id) -> bool:
     """Make the branch through ``message_id`` active (down to its newest leaf)."""
-    messages = list(Message.objects.filter(conversation=conversation).only("id", "parent_message_id", "created_at"))
+    messages = list(
+        Message.objects.filter(conversation=conversation).only("id", "parent_message_id", "created_at")
+    )
     node = next((m for m in messages if m.id == message_id), None)
     if node is None:
         return False
@@ -180,16 +221,25 @@ def fork(conversation: Conversation, message_id) -> Conversation | None:
     path.reverse()
     with transaction.atomic():
         new = Conversation.objects.create(
-            user=conversation.user, title=f"{conversation.title} (fork)"[:200], parent=conversation,
+            user=conversation.user,
+            title=f"{conversation.title} (fork)"[:200],
+            parent=conversation,
             settings=conversation.settings,
         )
         copies = []
         parent_id = None
         for m in path:
-            copy = Message(conversation=new, parent_message_id=parent_id, role=m.role, content=m.content,
-                           status=m.status if m.status != Message.Status.STREAMING else Message.Status.INCOMPLETE,
-                           metadata=m.metadata, data_parts=m.data_parts, tool_invocations=m.tool_invocations,
-                           is_edited=m.is_edited)
+            copy = Message(
+                conversation=new,
+                parent_message_id=parent_id,
+                role=m.role,
+                content=m.content,
+                status=m.status if m.status != Message.Status.STREAMING else Message.Status.INCOMPLETE,
+                metadata=m.metadata,
+                data_parts=m.data_parts,
+                tool_invocations=m.tool_invocations,
+                is_edited=m.is_edited,
+            )
             copies.append(copy)
             parent_id = copy.id
         Message.objects.bulk_create(copies)

@@ -67,7 +67,9 @@ class TurnError(Exception):
 class RateLimited(TurnError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            "rate_limited", f"You have sent too many messages. Please try again in {retry_after} seconds.", 429
+            "rate_limited",
+            f"You have sent too many messages. Please try again in {retry_after} seconds.",
+            429,
         )
         self.retry_after = retry_after
 
@@ -191,7 +193,9 @@ class Turn:
             raise
         except Exception as exc:  # a bug must still leave the partial answer saved
             log.exception("turn %s failed", self.id)
-            self.error = StreamError(message="Something went wrong while answering. Your message is saved; try again.")
+            self.error = StreamError(
+                message="Something went wrong while answering. Your message is saved; try again."
+            )
             self._publish(self.error)
             del exc
         finally:
@@ -222,7 +226,9 @@ class Turn:
                 self.text_parts.clear()
         elif kind == "tool-call":
             self.tool_calls.append({"id": event.id, "toolName": event.name, "args": event.args})
-            self.data_parts.append({"type": "tool-call", "toolName": event.name, "args": event.args, "status": "pending"})
+            self.data_parts.append(
+                {"type": "tool-call", "toolName": event.name, "args": event.args, "status": "pending"}
+            )
         elif kind == "finish":
             self.finish_reason = event.reason
         elif kind == "error":
@@ -257,7 +263,11 @@ class Turn:
             self.status = Message.Status.INCOMPLETE
         else:
             self.status = Message.Status.ERROR
-        if self.stopped and self.provider and not any(a.provider == self.provider and not a.error for a in self.attempts):
+        if (
+            self.stopped
+            and self.provider
+            and not any(a.provider == self.provider and not a.error for a in self.attempts)
+        ):
             # The router was cancelled mid-attempt: record the attempt ourselves (tokens estimated).
             self.attempts.append(
                 AttemptFinished(
@@ -275,8 +285,12 @@ class Turn:
         error_text = self.error.message if self.error else ("Stopped." if self.stopped else "")
         if self.error is not None:
             self.data_parts.append(
-                {"type": "error", "error": self.error.message, "retryable": self.error.retryable,
-                 "provider": self.error.provider}
+                {
+                    "type": "error",
+                    "error": self.error.message,
+                    "retryable": self.error.retryable,
+                    "provider": self.error.provider,
+                }
             )
         try:
             await db.run(self._finish_sync, text, metadata)
@@ -380,9 +394,13 @@ def validate_options(options: TurnOptions) -> TurnOptions:
     if options.tier not in TIERS:
         raise TurnError("invalid_model", f"model must be one of {', '.join(TIERS)}.", 422, "config.model")
     if not 0 <= options.temperature <= 2:
-        raise TurnError("invalid_temperature", "temperature must be between 0 and 2.", 422, "config.temperature")
+        raise TurnError(
+            "invalid_temperature", "temperature must be between 0 and 2.", 422, "config.temperature"
+        )
     if not 1 <= options.max_tokens <= 4000:
-        raise TurnError("invalid_max_tokens", "maxTokens must be between 1 and 4000.", 422, "config.maxTokens")
+        raise TurnError(
+            "invalid_max_tokens", "maxTokens must be between 1 and 4000.", 422, "config.maxTokens"
+        )
     return options
 
 
@@ -454,7 +472,9 @@ def _prepare(
         if conversation_id is None:
             first = next((text for role, text in seed if role == Message.Role.USER), content)
             conversation = Conversation.objects.create(
-                id=new_conversation_id or uuid.uuid4(), user=user, title=_title(first),
+                id=new_conversation_id or uuid.uuid4(),
+                user=user,
+                title=_title(first),
                 active_leaf_id=assistant_id,  # the answer below; saves an UPDATE on the way to the provider
             )
             created = True
@@ -462,8 +482,15 @@ def _prepare(
             # keep their own history): stored as one chain the new message continues.
             parent_seed = None
             for role, text in seed:
-                seeded.append(Message(conversation=conversation, parent_message_id=parent_seed, role=role,
-                                      content=text, status=Message.Status.COMPLETE))
+                seeded.append(
+                    Message(
+                        conversation=conversation,
+                        parent_message_id=parent_seed,
+                        role=role,
+                        content=text,
+                        status=Message.Status.COMPLETE,
+                    )
+                )
                 parent_seed = seeded[-1].id
             if seeded:
                 Message.objects.bulk_create(seeded)
@@ -479,8 +506,9 @@ def _prepare(
             path = _branch(conversation, old.parent_message_id)
             user_message_id = old.parent_message_id
             earlier = list(
-                Message.objects.filter(parent_message_id=user_message_id).order_by("created_at").values_list(
-                    "id", flat=True)
+                Message.objects.filter(parent_message_id=user_message_id)
+                .order_by("created_at")
+                .values_list("id", flat=True)
             )
             siblings = (len(earlier) + 1, len(earlier) + 1, earlier[-1] if earlier else None)
         else:
@@ -491,7 +519,9 @@ def _prepare(
                 parent = old.parent_message_id
             elif parent_id is not None:
                 if not Message.objects.filter(pk=parent_id, conversation=conversation).exists():
-                    raise TurnError("not_found", "There is no message with that id in this conversation.", 404)
+                    raise TurnError(
+                        "not_found", "There is no message with that id in this conversation.", 404
+                    )
                 parent = parent_id
             elif created:
                 # active_leaf_id already names the answer below: the new message starts the tree
@@ -576,8 +606,18 @@ async def start_turn(
     limit = limits.limit_for(user, await aget_flags())
     # One hop to the database threads: the limit, then every write before the provider call.
     turn = await db.run(
-        _limit_then_prepare, limit, user, content or "", options, conversation_id, parent_id, edit_of,
-        regenerate_of, new_conversation_id, tuple(seed), user_data_parts,
+        _limit_then_prepare,
+        limit,
+        user,
+        content or "",
+        options,
+        conversation_id,
+        parent_id,
+        edit_of,
+        regenerate_of,
+        new_conversation_id,
+        tuple(seed),
+        user_data_parts,
     )
     _running[turn.id] = turn
     # A fresh context: the turn outlives the request, so it must not inherit the request's

@@ -20,15 +20,20 @@ def _sidebar(request) -> dict:
     q = request.GET.get("q", "").strip()[:200]
     conversations = Conversation.objects.filter(user=request.user, is_archived=False)
     if q:
-        conversations = conversations.filter(Q(title__icontains=q) | Q(messages__content__icontains=q)).distinct()
+        conversations = conversations.filter(
+            Q(title__icontains=q) | Q(messages__content__icontains=q)
+        ).distinct()
     return {"conversations": conversations.only("id", "title", "updated_at")[:100], "q": q}
 
 
 @login_required
 @require_GET
 def index(request):
-    return render(request, "chat/index.html", {**_sidebar(request), "messages": [], "conversation": None,
-                                               "tiers": TIERS, "tier": "balanced"})
+    return render(
+        request,
+        "chat/index.html",
+        {**_sidebar(request), "messages": [], "conversation": None, "tiers": TIERS, "tier": "balanced"},
+    )
 
 
 @login_required
@@ -36,10 +41,17 @@ def index(request):
 def conversation(request, conversation_id):
     convo = _get_conversation_for_user(request, conversation_id)
     mark_orphans(convo.id)
-    return render(request, "chat/index.html", {
-        **_sidebar(request), "conversation": convo, "messages": tree.branch_messages(convo), "tiers": TIERS,
-        "tier": (convo.settings or {}).get("tier", "balanced"),
-    })
+    return render(
+        request,
+        "chat/index.html",
+        {
+            **_sidebar(request),
+            "conversation": convo,
+            "messages": tree.branch_messages(convo),
+            "tiers": TIERS,
+            "tier": (convo.settings or {}).get("tier", "balanced"),
+        },
+    )
 
 
 @login_required

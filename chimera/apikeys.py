@@ -20,7 +20,9 @@ def _hash(raw: str) -> str:
 def create_api_key(user: User, name: str = "default") -> tuple[ApiKey, str]:
     """Returns the stored row and the raw key, which is never stored or shown again."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(user=user, name=name[:100] or "default", prefix=raw[:12], hashed_key=_hash(raw))
+    key = ApiKey.objects.create(
+        user=user, name=name[:100] or "default", prefix=raw[:12], hashed_key=_hash(raw)
+    )
     return key, raw
 
 

@@ -8,7 +8,7 @@ vendor-specific crosses this line. The router adds ``ProviderSwitched``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +99,14 @@ class StreamError:
     kind: Literal["error"] = "error"
 
 
-Event = Union[
-    TextDelta,
-    ReasoningDelta,
-    ToolCall,
-    Usage,
-    Finish,
-    ProviderSwitched,
-    AttemptStarted,
-    AttemptFinished,
-    StreamError,
-]
+Event = (
+    TextDelta
+    | ReasoningDelta
+    | ToolCall
+    | Usage
+    | Finish
+    | ProviderSwitched
+    | AttemptStarted
+    | AttemptFinished
+    | StreamError
+)

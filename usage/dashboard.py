@@ -25,23 +25,40 @@ def summary(hours: int = 24) -> dict:
     groups = []
     for key in rows.values("provider", "model").annotate(n=Count("id")).order_by("-n")[:50]:
         sub = rows.filter(provider=key["provider"], model=key["model"])
-        latencies = list(sub.filter(error="").exclude(latency_ms=None).values_list("latency_ms", flat=True)[:5000])
+        latencies = list(
+            sub.filter(error="").exclude(latency_ms=None).values_list("latency_ms", flat=True)[:5000]
+        )
         ttfts = list(sub.filter(error="").exclude(ttft_ms=None).values_list("ttft_ms", flat=True)[:5000])
         agg = sub.aggregate(
-            input=Sum("input_tokens"), output=Sum("output_tokens"), cost=Sum("cost_usd"),
-            errors=Count("id", filter=~Q(error="")), hits=Count("id", filter=Q(cache_hit=True)),
+            input=Sum("input_tokens"),
+            output=Sum("output_tokens"),
+            cost=Sum("cost_usd"),
+            errors=Count("id", filter=~Q(error="")),
+            hits=Count("id", filter=Q(cache_hit=True)),
             unpriced=Count("id", filter=Q(cost_usd=None, cache_hit=False)),
         )
         n = key["n"]
-        groups.append({
-            **key, "requests": n, "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
-            "p99": percentile(latencies, 99), "ttft_p95": percentile(ttfts, 95),
-            "tokens": (agg["input"] or 0) + (agg["output"] or 0), "cost": agg["cost"] or Decimal("0"),
-            "error_rate": (agg["errors"] / n) if n else 0, "cache_hit_rate": (agg["hits"] / n) if n else 0,
-            "unpriced": agg["unpriced"],
-        })
-    totals = rows.aggregate(cost=Sum("cost_usd"), n=Count("id"), errors=Count("id", filter=~Q(error="")),
-                            hits=Count("id", filter=Q(cache_hit=True)))
+        groups.append(
+            {
+                **key,
+                "requests": n,
+                "p50": percentile(latencies, 50),
+                "p95": percentile(latencies, 95),
+                "p99": percentile(latencies, 99),
+                "ttft_p95": percentile(ttfts, 95),
+                "tokens": (agg["input"] or 0) + (agg["output"] or 0),
+                "cost": agg["cost"] or Decimal("0"),
+                "error_rate": (agg["errors"] / n) if n else 0,
+                "cache_hit_rate": (agg["hits"] / n) if n else 0,
+                "unpriced": agg["unpriced"],
+            }
+        )
+    totals = rows.aggregate(
+        cost=Sum("cost_usd"),
+        n=Count("id"),
+        errors=Count("id", filter=~Q(error="")),
+        hits=Count("id", filter=Q(cache_hit=True)),
+    )
     n = totals["n"] or 0
     return {
         "hours": hours,

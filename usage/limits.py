@@ -63,8 +63,14 @@ async def remaining(user) -> tuple[int | None, int]:
         request = HttpRequest()
         request.method = "POST"
         request.user = user
-        usage = get_usage(request, group=GROUP, key="user",
-                          rate=f"{limit}/{settings.CHIMERA_RATE_LIMIT_WINDOW_S}s", method="POST", increment=False)
+        usage = get_usage(
+            request,
+            group=GROUP,
+            key="user",
+            rate=f"{limit}/{settings.CHIMERA_RATE_LIMIT_WINDOW_S}s",
+            method="POST",
+            increment=False,
+        )
         return max(0, limit - usage["count"]), int(usage["time_left"])
 
     return await sync_to_async(_peek)()

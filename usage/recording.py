@@ -20,8 +20,9 @@ def attempt_cost(attempt: AttemptFinished) -> Decimal | None:
     return cost_of(attempt.provider, attempt.model, attempt.usage)
 
 
-def record_attempts(*, user_id, message_id, conversation_id, tier: str, trace_id: str,
-                    attempts: list[AttemptFinished]) -> list[UsageMetric]:
+def record_attempts(
+    *, user_id, message_id, conversation_id, tier: str, trace_id: str, attempts: list[AttemptFinished]
+) -> list[UsageMetric]:
     rows = []
     for attempt in attempts:
         cost = attempt_cost(attempt)

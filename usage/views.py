@@ -17,5 +17,8 @@ def dashboard(request):
 
     live = request.GET.get("live") == "1"
     providers = async_to_sync(provider_health)(live=live)
-    return render(request, "usage/dashboard.html", {**data.summary(hours=hours),
-                                                    "providers": data.with_error_rates(providers), "live": live})
+    return render(
+        request,
+        "usage/dashboard.html",
+        {**data.summary(hours=hours), "providers": data.with_error_rates(providers), "live": live},
+    )

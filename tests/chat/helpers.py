@@ -53,7 +53,9 @@ def streamed_text(frames: list[str], message_id: str) -> str:
     """The text the page appended to the answer, from the delta fragments."""
     import html
 
-    pieces = re.findall(rf'<span hx-swap-oob="beforeend:#mc-{message_id}">(.*?)</span>', "".join(frames), re.S)
+    pieces = re.findall(
+        rf'<span hx-swap-oob="beforeend:#mc-{message_id}">(.*?)</span>', "".join(frames), re.S
+    )
     return html.unescape("".join(pieces))
 
 

@@ -188,12 +188,21 @@ async def test_regenerate_adds_a_sibling_and_edit_adds_a_branch(alice, emu):
     assert a1.parent_message_id == a2.parent_message_id  # siblings
     assert "2/2" in "".join(frames)
 
-    await send(communicator, action="edit", message_id=str(a1.parent_message_id), message="Edited question",
-               conversation_id=conversation_id)
+    await send(
+        communicator,
+        action="edit",
+        message_id=str(a1.parent_message_id),
+        message="Edited question",
+        conversation_id=conversation_id,
+    )
     frames = await frames_until(communicator, 'data-testid="message-complete"')
     await communicator.disconnect()
-    edited_answer = await Message.objects.select_related("parent_message").aget(pk=status_of(frames)["message-id"])
-    assert edited_answer.parent_message.content == "Edited question" and edited_answer.parent_message.is_edited
+    edited_answer = await Message.objects.select_related("parent_message").aget(
+        pk=status_of(frames)["message-id"]
+    )
+    assert (
+        edited_answer.parent_message.content == "Edited question" and edited_answer.parent_message.is_edited
+    )
     assert edited_answer.parent_message.parent_message_id is None  # a sibling of the original question
     assert await count(Message, conversation_id=conversation_id) == 5  # nothing was deleted
     conversation = await Conversation.objects.aget(pk=conversation_id)

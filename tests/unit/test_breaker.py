@@ -247,7 +247,11 @@ async def test_a_second_server_process_sees_the_same_state(redis_prefix):
         "print(asyncio.run(b.state('groq')), asyncio.run(b.allow('groq')))"
     )
     other = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+        subprocess.run,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
     )
     assert other.stdout.split() == ["open", "False"], other.stderr

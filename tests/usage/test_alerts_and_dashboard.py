@@ -15,26 +15,50 @@ pytestmark = pytest.mark.django_db
 
 
 def _rows(user, n, **fields):
-    defaults = dict(provider="groq", model="llama-3.3-70b-versatile", input_tokens=100, output_tokens=200,
-                    cost_usd=Decimal("0.000217"), latency_ms=800, ttft_ms=150)
+    defaults = dict(
+        provider="groq",
+        model="llama-3.3-70b-versatile",
+        input_tokens=100,
+        output_tokens=200,
+        cost_usd=Decimal("0.000217"),
+        latency_ms=800,
+        ttft_ms=150,
+    )
     UsageMetric.objects.bulk_create([UsageMetric(user=user, **{**defaults, **fields}) for _ in range(n)])
 
 
 def test_an_attempt_is_priced_in_decimal_from_the_catalog(alice):
-    attempt = AttemptFinished(provider="groq", model="llama-3.3-70b-versatile",
-                              usage=Usage(input_tokens=1_000_000, output_tokens=1_000_000), latency_ms=10, ttft_ms=5)
-    [row] = recording.record_attempts(user_id=alice.id, message_id=None, conversation_id=None, tier="balanced",
-                                      trace_id="t", attempts=[attempt])
+    attempt = AttemptFinished(
+        provider="groq",
+        model="llama-3.3-70b-versatile",
+        usage=Usage(input_tokens=1_000_000, output_tokens=1_000_000),
+        latency_ms=10,
+        ttft_ms=5,
+    )
+    [row] = recording.record_attempts(
+        user_id=alice.id,
+        message_id=None,
+        conversation_id=None,
+        tier="balanced",
+        trace_id="t",
+        attempts=[attempt],
+    )
     row.refresh_from_db()
     assert isinstance(row.cost_usd, Decimal) and row.cost_usd > 0
     assert row.cost_usd == recording.attempt_cost(attempt)
 
 
 def test_an_unpriced_model_is_recorded_without_cost_and_raises_an_alert(alice):
-    attempt = AttemptFinished(provider="groq", model="no-such-model", usage=Usage(input_tokens=10, output_tokens=10),
-                              latency_ms=10, ttft_ms=5)
-    [row] = recording.record_attempts(user_id=alice.id, message_id=None, conversation_id=None, tier="fast",
-                                      trace_id="t", attempts=[attempt])
+    attempt = AttemptFinished(
+        provider="groq",
+        model="no-such-model",
+        usage=Usage(input_tokens=10, output_tokens=10),
+        latency_ms=10,
+        ttft_ms=5,
+    )
+    [row] = recording.record_attempts(
+        user_id=alice.id, message_id=None, conversation_id=None, tier="fast", trace_id="t", attempts=[attempt]
+    )
     assert row.cost_usd is None
     fired = alerts.evaluate()
     assert [a.name for a in fired] == ["Unpriced Model"]

@@ -62,7 +62,8 @@ class Command(BaseCommand):
                 self.stdout.write("Providers: real services (keys found in the environment)")
             self.stdout.write(self.style.SUCCESS(f"Chimera: http://{host}:{port}/  (Ctrl+C stops)"))
             daphne = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "chimera.asgi:application"], env=env
+                [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "chimera.asgi:application"],
+                env=env,
             )
             children.append(daphne)
             signal.signal(signal.SIGTERM, lambda *_: daphne.terminate())
@@ -94,10 +95,28 @@ class Command(BaseCommand):
         hostport = base.split("://", 1)[1].split("/", 1)[0]
         mhost, mport = hostport.rsplit(":", 1)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", mhost, "--port", mport,
-             "--model_alias", "smollm2-135m-instruct", "--n_ctx", "4096", "--verbose", "False"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                mhost,
+                "--port",
+                mport,
+                "--model_alias",
+                "smollm2-135m-instruct",
+                "--n_ctx",
+                "4096",
+                "--verbose",
+                "False",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         _wait_for(base + "/models", proc, "the local model server")
-        self.stdout.write(f"Providers: none configured, so the local model SmolLM2-135M-Instruct answers ({base})")
+        self.stdout.write(
+            f"Providers: none configured, so the local model SmolLM2-135M-Instruct answers ({base})"
+        )
         return proc
