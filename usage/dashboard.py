@@ -53,6 +53,7 @@ def summary(hours: int = 24) -> dict:
                 "unpriced": agg["unpriced"],
             }
         )
+    savings, hit_latencies = cache_savings(rows)
     totals = rows.aggregate(
         cost=Sum("cost_usd"),
         n=Count("id"),
@@ -69,7 +70,34 @@ def summary(hours: int = 24) -> dict:
         "error_rate": (totals["errors"] / n) if n else 0,
         "cache_hit_rate": (totals["hits"] / n) if n else 0,
         "alerts": Alert.objects.all()[:20],
+        "cache_savings": savings,
+        "cached_latency_p50": percentile(hit_latencies, 50),
     }
+
+
+def cache_savings(rows) -> tuple[Decimal, list[int]]:
+    """What cache hits would have cost at the original model's price (hits are recorded at $0
+    with the original answer's token counts), and the hits' latencies."""
+    from providers.catalog import cost_of
+    from providers.events import Usage
+
+    saved = Decimal("0")
+    latencies: list[int] = []
+    hits = rows.filter(cache_hit=True).values_list(
+        "provider",
+        "model",
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "latency_ms",
+    )
+    for provider, model, inp, cached, out, reasoning, latency in hits[:10_000]:
+        cost = cost_of(provider, model, Usage(inp, out, cached, reasoning))
+        saved += cost or Decimal("0")
+        if latency is not None:
+            latencies.append(latency)
+    return saved, latencies
 
 
 def with_error_rates(providers: list[dict], minutes: int = 5) -> list[dict]:

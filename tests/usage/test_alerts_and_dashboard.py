@@ -112,3 +112,13 @@ def test_staff_see_each_providers_breaker_state_and_last_error(client, staff, al
     assert 'data-provider="groq" data-state="open"' in page
     assert "503 Service Unavailable" in page and "1 of 4" in page
     assert 'data-provider="google" data-state="closed"' in page
+
+
+def test_the_dashboard_shows_what_the_cache_saved(client, staff, alice):
+    from providers.catalog import cost_of
+
+    _rows(alice, 3, cost_usd=Decimal("0"), cache_hit=True, latency_ms=12)
+    client.force_login(staff)
+    page = client.get(reverse("usage:dashboard")).content.decode()
+    one = cost_of("groq", "llama-3.3-70b-versatile", Usage(input_tokens=100, output_tokens=200))
+    assert f'data-testid="cache-savings">${3 * one:.4f}' in page and "cached answers p50 12 ms" in page
