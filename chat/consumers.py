@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import uuid
+from html import escape
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -238,10 +239,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _switch_fragment(mid: str, event) -> str:
         label = tree.PROVIDER_LABELS.get(event.to_provider, event.to_provider)
         how = "answer restarted" if event.mode == "restart" else "continuing the answer"
+        if event.from_provider == event.to_provider:
+            what = f"{label}'s stream broke — retried it"
+        else:
+            what = f"{event.from_provider} stopped answering — switched to {label}"
         return (
             f'<div hx-swap-oob="beforeend:#ms-{mid}"><div class="switch-notice" data-testid="provider-switch" '
-            f'data-from="{event.from_provider}" data-to="{event.to_provider}">{event.from_provider} stopped '
-            f"answering — switched to {label}, {how}.</div></div>"
+            f'data-from="{event.from_provider}" data-to="{event.to_provider}">{escape(what)}, {how}.</div></div>'
         )
 
     def _render_new_turn(self, turn) -> str:
