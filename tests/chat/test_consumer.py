@@ -224,3 +224,19 @@ async def test_an_identical_prompt_is_answered_from_the_cache_but_regenerate_ask
     await communicator.disconnect()
     fresh = await Message.objects.aget(pk=status_of(frames)["message-id"])
     assert fresh.metadata["gatewayCache"] == "miss" and len(emu.requests()) == 2
+
+
+async def test_the_reasoning_tier_streams_its_thinking_and_keeps_it(alice, emu):
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(
+        communicator, action="send", message="Prove that there are infinitely many primes", tier="reasoning"
+    )
+    frames = await frames_until(communicator, 'data-testid="message-complete"')
+    await communicator.disconnect()
+    message = await Message.objects.aget(pk=status_of(frames)["message-id"])
+    assert message.metadata["provider"] == "anthropic" and "opus" in message.metadata["modelUsed"]
+    assert f"beforeend:#mr-{message.id}" in "".join(frames)  # thinking streamed into its own box
+    thinking = [p for p in message.data_parts if p["type"] == "thinking"]
+    assert thinking and thinking[0]["content"].strip()
+    assert message.content and message.content not in thinking[0]["content"]
