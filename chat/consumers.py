@@ -17,18 +17,22 @@ from html import escape
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from chat import render, tree
 from chat.models import Message
 from chat.turns import (
+    ORPHAN_AFTER,
     TurnError,
     TurnFinished,
     TurnOptions,
     get_conversation_for_user,
+    mark_orphans,
     running_turn,
     start_turn,
     stop_turn,
 )
+from chimera import db
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5  # attaching to a turn another process runs: follow its checkpoints
@@ -214,9 +218,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         mid = str(message_id)
         sent = None
         while True:
-            row = await Message.objects.filter(pk=message_id).values("content", "status").afirst()
+            row = (
+                await Message.objects.filter(pk=message_id).values("content", "status", "updated_at").afirst()
+            )
             if row is None:
                 return
+            if (
+                row["status"] == Message.Status.STREAMING
+                and row["updated_at"] < timezone.now() - ORPHAN_AFTER
+            ):
+                await db.run(mark_orphans, message_id=message_id)  # its process died: settle it
+                continue
             if row["status"] != Message.Status.STREAMING:
                 message = await Message.objects.select_related("conversation").aget(pk=message_id)
                 finished = TurnFinished(

@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 
 TIERS = ("fast", "balanced", "powerful", "reasoning")
 # A `streaming` message not checkpointed for this long belongs to a process that died.
-ORPHAN_AFTER = timedelta(minutes=5)
+# Every process touches its running answers every HEARTBEAT_S, so this can stay short.
+ORPHAN_AFTER = timedelta(seconds=60)
+HEARTBEAT_S = 10.0
 # Conversation history sent to the provider, newest kept first (characters; a coarse token guard).
 HISTORY_CHAR_BUDGET = 120_000
 STOP_KEY = "chimera:stop:{}"
@@ -623,6 +625,7 @@ async def start_turn(
     # A fresh context: the turn outlives the request, so it must not inherit the request's
     # thread-sensitive executor (and its database connection).
     turn.task = asyncio.create_task(turn.run(), name=f"turn-{turn.id}", context=contextvars.Context())
+    _ensure_heartbeat()
     return turn
 
 
@@ -648,11 +651,45 @@ async def stop_turn(user, message_id) -> bool:
     return owned
 
 
-def mark_orphans(conversation_id) -> int:
-    """Streaming answers no process has touched for a while: their process died. Keep the text."""
-    cutoff = timezone.now() - ORPHAN_AFTER
+def mark_orphans(conversation_id=None, message_id=None) -> int:
+    """Streaming answers no process has touched for ORPHAN_AFTER: their process died (a restart,
+    a crash). The text so far is kept: `incomplete`, or `error` when there was none."""
     stale = Message.objects.filter(
-        conversation_id=conversation_id, status=Message.Status.STREAMING, updated_at__lt=cutoff
+        status=Message.Status.STREAMING, updated_at__lt=timezone.now() - ORPHAN_AFTER
+    ).exclude(pk__in=list(_running))
+    if conversation_id is not None:
+        stale = stale.filter(conversation_id=conversation_id)
+    if message_id is not None:
+        stale = stale.filter(pk=message_id)
+    return stale.filter(content="").update(status=Message.Status.ERROR) + stale.update(
+        status=Message.Status.INCOMPLETE
     )
-    stale = stale.exclude(pk__in=list(_running))
-    return stale.update(status=Message.Status.INCOMPLETE)
+
+
+# ---- the heartbeat: one per process, while it runs turns ----------------------------------------
+_heartbeat: dict[str, asyncio.Task] = {}
+
+
+def _ensure_heartbeat() -> None:
+    task = _heartbeat.get("task")
+    if task is None or task.done():
+        _heartbeat["task"] = asyncio.create_task(
+            _beat(), name="turn-heartbeat", context=contextvars.Context()
+        )
+
+
+async def _beat() -> None:
+    """Touch every answer this process is writing, so another process never takes one for dead."""
+    while _running:
+        await asyncio.sleep(HEARTBEAT_S)
+        ids = list(_running)
+        if not ids:
+            break
+        try:
+            await db.run(_touch, ids)
+        except Exception:
+            log.exception("turn heartbeat failed")
+
+
+def _touch(ids: list[uuid.UUID]) -> None:
+    Message.objects.filter(pk__in=ids, status=Message.Status.STREAMING).update(updated_at=timezone.now())

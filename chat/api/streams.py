@@ -14,12 +14,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import connections
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils import timezone
 
 from chat import sse
 from chat.api.errors import error_response
 from chat.api.schemas import usage_json
 from chat.models import Message
-from chat.turns import Turn, TurnFinished
+from chat.turns import ORPHAN_AFTER, Turn, TurnFinished, mark_orphans
+from chimera import db
 
 # Response headers wait for the answer's first content (so X-Model-Used names the model that
 # actually answers, and a cache hit is known), but never longer than this.
@@ -203,7 +205,14 @@ async def _follow(message_id, encoder: sse.UIMessageStreamEncoder, first: bytes)
     yield first
     sent = ""
     while True:
-        row = await Message.objects.filter(pk=message_id).values("content", "status").afirst()
+        row = await Message.objects.filter(pk=message_id).values("content", "status", "updated_at").afirst()
+        if (
+            row is not None
+            and row["status"] == Message.Status.STREAMING
+            and (row["updated_at"] < timezone.now() - ORPHAN_AFTER)
+        ):
+            await db.run(mark_orphans, message_id=message_id)  # its process died: settle it
+            continue
         if row is None:
             out: list[bytes] = []
             encoder.finish({}, Message.Status.ERROR, out, "The answer was deleted.")

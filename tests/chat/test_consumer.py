@@ -240,3 +240,51 @@ async def test_the_reasoning_tier_streams_its_thinking_and_keeps_it(alice, emu):
     thinking = [p for p in message.data_parts if p["type"] == "thinking"]
     assert thinking and thinking[0]["content"].strip()
     assert message.content and message.content not in thinking[0]["content"]
+
+
+async def test_attaching_to_an_answer_whose_process_died_settles_it_and_keeps_the_text(alice, emu):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    conversation = await Conversation.objects.acreate(user=alice, title="Before a restart")
+    question = await Message.objects.acreate(conversation=conversation, role="user", content="Q")
+    answer = await Message.objects.acreate(
+        conversation=conversation,
+        parent_message=question,
+        role="assistant",
+        content="Half an answer",
+        status=Message.Status.STREAMING,
+    )
+    await Message.objects.filter(pk=answer.pk).aupdate(updated_at=timezone.now() - timedelta(minutes=2))
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="attach", message_id=str(answer.id))
+    frames = await frames_until(communicator, 'data-state="idle"')
+    await communicator.disconnect()
+    await answer.arefresh_from_db()
+    assert answer.status == Message.Status.INCOMPLETE and answer.content == "Half an answer"
+    assert 'data-testid="retry-button"' in frames[-1]
+
+
+async def test_a_process_keeps_its_running_answers_alive_while_the_provider_is_silent(
+    alice, emu, monkeypatch
+):
+    from chat import turns
+
+    monkeypatch.setattr(turns, "HEARTBEAT_S", 0.05)
+    earlier = turns._heartbeat.pop("task", None)  # an earlier test's beat sleeps the default 10 s
+    if earlier is not None:
+        earlier.cancel()
+    emu.fault(provider="groq", kind="stall", stall_ms=1500, times=1)  # a long wait for the first token
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="Take your time")
+    frames = await frames_until(communicator, 'data-state="streaming"')
+    message_id = status_of(frames)["message-id"]
+    first = (await Message.objects.aget(pk=message_id)).updated_at
+    await asyncio.sleep(0.5)
+    during = await Message.objects.aget(pk=message_id)
+    assert during.status == Message.Status.STREAMING and during.content == "" and during.updated_at > first
+    await frames_until(communicator, 'data-testid="message-complete"', timeout=60)
+    await communicator.disconnect()
