@@ -127,6 +127,17 @@ def _children(messages: list[Message]) -> dict[Any, list[Message]]:
     return children
 
 
+def path_to(by_id: dict[Any, Message], leaf_id) -> list[Message]:
+    """The path from the root down to ``leaf_id`` (inclusive), oldest first; [] if it is unknown."""
+    path: list[Message] = []
+    node = by_id.get(leaf_id)
+    while node is not None:
+        path.append(node)
+        node = by_id.get(node.parent_message_id) if node.parent_message_id else None
+    path.reverse()
+    return path
+
+
 def deepest_leaf(children: dict[Any, list[Message]], node: Message) -> Message:
     """Follow the newest child down to a leaf (the branch someone last worked on)."""
     while children.get(node.id):
@@ -146,12 +157,7 @@ def branch_messages(conversation: Conversation) -> list[MessageView]:
         if not roots:
             return []
         leaf = deepest_leaf(children, roots[-1])
-    path = []
-    node: Message | None = leaf
-    while node is not None:
-        path.append(node)
-        node = by_id.get(node.parent_message_id) if node.parent_message_id else None
-    path.reverse()
+    path = path_to(by_id, leaf.id)
     views = []
     for m in path:
         siblings = children[m.parent_message_id]
@@ -210,15 +216,9 @@ def select_branch(conversation: Conversation, message_id) -> bool:
 
 def fork(conversation: Conversation, message_id) -> Conversation | None:
     """Copy the path from the root to ``message_id`` into a new conversation that points back."""
-    messages = {m.id: m for m in Message.objects.filter(conversation=conversation)}
-    node = messages.get(message_id)
-    if node is None:
+    path = path_to({m.id: m for m in Message.objects.filter(conversation=conversation)}, message_id)
+    if not path:
         return None
-    path = []
-    while node is not None:
-        path.append(node)
-        node = messages.get(node.parent_message_id) if node.parent_message_id else None
-    path.reverse()
     with transaction.atomic():
         new = Conversation.objects.create(
             user=conversation.user,

@@ -36,6 +36,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from chat import tree
 from chat.models import Conversation, Message
 from chimera import db
 from chimera.flags import aget_flags
@@ -416,13 +417,7 @@ def _branch(conversation: Conversation, leaf_id: uuid.UUID | None) -> list[Messa
             "id", "parent_message_id", "role", "content", "status", "created_at"
         )
     }
-    path: list[Message] = []
-    node = rows.get(leaf_id)
-    while node is not None:
-        path.append(node)
-        node = rows.get(node.parent_message_id) if node.parent_message_id else None
-    path.reverse()
-    return path
+    return tree.path_to(rows, leaf_id)
 
 
 def _history(path: list[Message], options: TurnOptions) -> tuple[ChatMessage, ...]:
