@@ -149,3 +149,17 @@ def test_regenerate_and_fork_from_the_page(logged_in_page, live_server, emu):
     expect(page.locator('[data-testid="conversation-link"]')).to_have_count(2)
     assert Conversation.objects.filter(parent__isnull=False).count() == 1
     expect(page.locator('[data-testid="user-message"]')).to_have_text("Name a prime number")
+
+
+def test_stop_keeps_the_partial_answer_on_the_page(logged_in_page, live_server, emu):
+    page = logged_in_page
+    emu.timing(provider="*", ttft_ms=50, chunk_ms=60, chunks=200)
+    send(page, "Count to two hundred slowly")
+    content = page.locator('[data-testid="message-content"]').last
+    expect(content).to_contain_text(re.compile(r"\w+ \w+ \w+"), timeout=15_000)
+    page.click('[data-testid="stop-button"]')
+    expect(page.locator('[data-testid="retry-button"]')).to_be_visible(timeout=15_000)
+    expect(page.locator('[data-testid="send-button"]')).to_be_enabled()
+    answer = Message.objects.get(role="assistant")
+    assert answer.status == Message.Status.INCOMPLETE and 3 <= len(answer.content.split()) < 200
+    assert content.inner_text().strip().startswith(answer.content.strip()[:20])
