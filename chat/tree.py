@@ -79,6 +79,20 @@ class MessageView:
             ],
         )
 
+    @classmethod
+    def from_message(cls, m: Message, **siblings) -> MessageView:
+        return cls.build(
+            id=m.id,
+            conversation_id=m.conversation_id,
+            role=m.role,
+            content=m.content,
+            status=m.status,
+            is_edited=m.is_edited,
+            metadata=m.metadata,
+            data_parts=m.data_parts,
+            **siblings,
+        )
+
     @property
     def fork_url(self) -> str:
         return f"/c/{self.conversation_id}/fork/{self.id}/"
@@ -163,15 +177,8 @@ def branch_messages(conversation: Conversation) -> list[MessageView]:
         siblings = children[m.parent_message_id]
         index = next(i for i, s in enumerate(siblings) if s.id == m.id)
         views.append(
-            MessageView.build(
-                id=m.id,
-                conversation_id=m.conversation_id,
-                role=m.role,
-                content=m.content,
-                status=m.status,
-                is_edited=m.is_edited,
-                metadata=m.metadata,
-                data_parts=m.data_parts,
+            MessageView.from_message(
+                m,
                 sibling_index=index + 1,
                 sibling_count=len(siblings),
                 prev_sibling=siblings[index - 1].id if index > 0 else None,
@@ -188,16 +195,7 @@ def message_view(message: Message) -> MessageView:
         if view.id == message.id:
             return view
     # Not on the active branch (the user moved away): render it alone.
-    return MessageView.build(
-        id=message.id,
-        conversation_id=message.conversation_id,
-        role=message.role,
-        content=message.content,
-        status=message.status,
-        is_edited=message.is_edited,
-        metadata=message.metadata,
-        data_parts=message.data_parts,
-    )
+    return MessageView.from_message(message)
 
 
 def select_branch(conversation: Conversation, message_id) -> bool:
