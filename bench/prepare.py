@@ -21,9 +21,9 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from chimera.apikeys import create_api_key  # noqa: E402
-from chimera.flags import set_flags  # noqa: E402
-from chimera.models import User  # noqa: E402
+from accounts.apikeys import create_api_key  # noqa: E402
+from accounts.models import User  # noqa: E402
+from flags.runtime import set_flags  # noqa: E402
 
 USERNAME = "bench"
 

@@ -19,7 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from chat import render, tree
+from chat import db, render, tree
 from chat.models import Message
 from chat.turns import (
     ORPHAN_AFTER,
@@ -32,7 +32,6 @@ from chat.turns import (
     start_turn,
     stop_turn,
 )
-from chimera import db
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5  # attaching to a turn another process runs: follow its checkpoints

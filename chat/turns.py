@@ -36,10 +36,9 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from chat import tree
+from chat import db, tree
 from chat.models import Conversation, Message
-from chimera import db
-from chimera.flags import aget_flags
+from flags.runtime import aget_flags
 from providers.base import ChatMessage
 from providers.events import AttemptFinished, Event, StreamError, Usage
 from usage import limits, recording

@@ -2,5 +2,6 @@ from django.apps import AppConfig
 
 
 class ChimeraConfig(AppConfig):
+    """The site: settings, URLs, ASGI routing and the `serve` command (`make run`). No models."""
+
     name = "chimera"
-    default_auto_field = "django.db.models.BigAutoField"

@@ -71,7 +71,9 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "ninja",  # /api/docs serves Swagger UI from ninja's static files, not a CDN
-    "chimera",
+    "chimera",  # the site: the serve command
+    "accounts",
+    "flags",
     "providers",
     "usage",
     "chat",
@@ -90,7 +92,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "chimera.urls"
 ASGI_APPLICATION = "chimera.asgi.application"
-AUTH_USER_MODEL = "chimera.User"
+AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:index"
 LOGOUT_REDIRECT_URL = "login"
@@ -182,7 +184,7 @@ CHIMERA_CATALOG: dict = json.loads(Path(_catalog_file).read_text()) if _catalog_
 
 # --- chat -----------------------------------------------------------------------
 CHIMERA_MAX_MESSAGE_CHARS = envint("CHIMERA_MAX_MESSAGE_CHARS", 32_000)
-# Threads (each with one persistent connection) doing the turns' database work; see chimera/db.py.
+# Threads (each with one persistent connection) doing the turns' database work; see chat/db.py.
 CHIMERA_DB_THREADS = envint("CHIMERA_DB_THREADS", 4)
 # How often a streaming answer is written to the database (ms); writes stay off the token path.
 CHIMERA_CHECKPOINT_MS = envint("CHIMERA_CHECKPOINT_MS", 1000)

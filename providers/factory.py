@@ -37,8 +37,8 @@ _COMPLEXITY_TIER = {"simple": "fast", "moderate": "balanced", "complex": "powerf
 
 
 async def current_flags() -> Mapping[str, Any]:
-    """The runtime flags (``chimera.flags.aget_flags``), cached there for a couple of seconds."""
-    from chimera.flags import aget_flags
+    """The runtime flags (``flags.runtime.aget_flags``), cached there for a couple of seconds."""
+    from flags.runtime import aget_flags
 
     return await aget_flags()
 

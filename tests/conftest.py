@@ -48,7 +48,7 @@ def _close_turn_database_threads(django_db_setup):
     """The turn threads keep their connections open (chimera/db.py); close them before the test
     database is dropped."""
     yield
-    from chimera import db
+    from chat import db
 
     db.close_all()
 
@@ -83,7 +83,7 @@ def _fresh_shared_state():
     """Limits, flags, breaker state and cached answers must not leak between tests."""
     from django.core.cache import cache
 
-    from chimera import flags
+    from flags import runtime as flags
 
     cache.clear()
     flags.invalidate()

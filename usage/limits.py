@@ -11,7 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
-from chimera.flags import aget_flags
+from flags.runtime import aget_flags
 
 GROUP = "chimera.turn"
 

@@ -11,9 +11,9 @@ from django.conf import settings
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
+from accounts.apikeys import user_for_key
+from chat import db
 from chat.turns import TurnError
-from chimera import db
-from chimera.apikeys import user_for_key
 
 BAD_KEY = "That API key is not valid or has been revoked. Create one at /accounts/settings/."
 
@@ -34,7 +34,7 @@ class ApiKeyAuth(HttpBearer):
         return await self.authenticate(request, token)
 
     async def authenticate(self, request, token: str):
-        # On the turn threads (chimera.db), not a thread of this request's own: a program's request
+        # On the turn threads (chat.db), not a thread of this request's own: a program's request
         # then holds no database connection while its answer streams.
         user = await db.run(user_for_key, token)
         if user is None:

@@ -34,7 +34,7 @@ from chat.api.schemas import (
 )
 from chat.models import Conversation, Message
 from chat.turns import TurnError, TurnOptions, running_turn, start_turn, validate_content
-from chimera.flags import aget_flags
+from flags.runtime import aget_flags
 
 router = Router(tags=["chat"])
 

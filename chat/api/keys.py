@@ -6,10 +6,10 @@ import uuid
 
 from ninja import Router
 
+from accounts import apikeys
+from accounts.models import ApiKey
 from chat.api.schemas import ApiKeyIn, ApiKeyOut, ErrorOut, NewApiKeyOut
 from chat.turns import TurnError
-from chimera import apikeys
-from chimera.models import ApiKey
 
 router = Router(tags=["api keys"])
 

@@ -16,12 +16,11 @@ from django.db import connections
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from chat import sse
+from chat import db, sse
 from chat.api.errors import error_response
 from chat.api.schemas import usage_json
 from chat.models import Message
 from chat.turns import ORPHAN_AFTER, Turn, TurnFinished, mark_orphans
-from chimera import db
 
 # Response headers wait for the answer's first content (so X-Model-Used names the model that
 # actually answers, and a cache hit is known), but never longer than this.
@@ -122,7 +121,7 @@ async def respond(request, turn: Turn, blocking: bool) -> HttpResponse:
     events, queue = turn.subscribe()
     if getattr(request, "chimera_db_in_request_thread", False):
         # A session request read the database on its own thread, which keeps the connection until
-        # the response ends; the turn writes through chimera.db, so give it back before streaming.
+        # the response ends; the turn writes through chat.db, so give it back before streaming.
         await sync_to_async(connections.close_all)()
     if blocking:
         try:

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 from django.test import Client
 
-from chimera.apikeys import create_api_key
+from accounts.apikeys import create_api_key
 from tests.conftest import start_live_server
 
 
@@ -46,7 +46,7 @@ def server_with(transactional_db, emulator):
 
     def start(flags: dict | None = None, env: dict[str, str] | None = None):
         if flags:
-            from chimera.flags import set_flags
+            from flags.runtime import set_flags
 
             set_flags(flags)
         server = start_live_server(emulator.url, env)

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from chimera.models import ApiKey
+from accounts.models import ApiKey
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)

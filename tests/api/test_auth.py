@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chimera.apikeys import revoke
-from chimera.models import ApiKey
+from accounts.apikeys import revoke
+from accounts.models import ApiKey
 from tests.api.helpers import chat, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)

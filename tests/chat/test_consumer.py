@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from chat.models import Conversation, Message
-from chimera import flags
+from flags import runtime as flags
 from tests.chat.helpers import connect, frames_until, send, status_of, streamed_text
 from usage.models import UsageMetric
 

@@ -29,15 +29,15 @@ def test_ci_runs_against_real_postgres_and_redis(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_every_migration_goes_to_zero_and_back():
-    for app in ("usage", "chat", "admin", "chimera"):
+    for app in ("usage", "chat", "admin", "flags", "accounts"):
         call_command("migrate", app, "zero", verbosity=0)
     executor = MigrationExecutor(connection)
     applied = {app for app, _ in executor.loader.applied_migrations}
-    assert not applied & {"chimera", "chat", "usage"}
+    assert not applied & {"accounts", "flags", "chat", "usage"}
     assert "conversations" not in connection.introspection.table_names()
     call_command("migrate", verbosity=0)
     tables = connection.introspection.table_names()
-    assert {"users", "conversations", "messages", "usage_metrics", "api_keys"} <= set(tables)
+    assert {"users", "conversations", "messages", "usage_metrics", "api_keys", "runtime_flags"} <= set(tables)
     assert not executor.loader.detect_conflicts()
 
 
@@ -119,13 +119,13 @@ def test_staff_review_conversations_and_usage_in_the_admin(client, staff, alice)
     Message.objects.create(conversation=conversation, role="user", content="hello there")
     client.force_login(staff)
     for name in (
-        "chimera_user",
+        "accounts_user",
         "chat_conversation",
         "chat_message",
         "usage_usagemetric",
         "usage_alert",
-        "chimera_apikey",
-        "chimera_runtimeflags",
+        "accounts_apikey",
+        "flags_runtimeflags",
     ):
         assert client.get(reverse(f"admin:{name}_changelist")).status_code == 200, name
     page = client.get(reverse("admin:chat_conversation_change", args=[conversation.id])).content.decode()

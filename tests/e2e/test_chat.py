@@ -87,7 +87,7 @@ def test_it_handles_provider_failover_gracefully(logged_in_page, live_server, em
 
 
 def test_it_enforces_rate_limiting(logged_in_page, live_server, emu):
-    from chimera import flags
+    from flags import runtime as flags
 
     flags.set_flags({"rateLimit": {"freeLimit": 10}})
     page = logged_in_page

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from chimera.flags import DEFAULTS
+from flags.runtime import DEFAULTS
 from providers.base import ChatMessage
 from providers.breaker import Breaker
 from providers.cache import ResponseCache

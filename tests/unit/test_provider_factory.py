@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from chimera.flags import DEFAULTS
+from flags.runtime import DEFAULTS
 from providers.base import ChatMessage
 from providers.breaker import Breaker
 from providers.catalog import cost_of, get_catalog, provider_configs, upstream_of
@@ -237,7 +237,7 @@ async def test_an_unknown_tier_is_an_error(at_emulator, factory):
 async def test_the_stored_runtime_flags_are_read_when_none_are_given(at_emulator, breaker):
     from asgiref.sync import sync_to_async
 
-    from chimera.flags import set_flags
+    from flags.runtime import set_flags
 
     await sync_to_async(set_flags)({"providers": {"disabled": ["groq"]}})
     try:

@@ -8,7 +8,7 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from chimera.models import ApiKey, User
+from accounts.models import ApiKey, User
 
 KEY_PREFIX = "chk_"
 

@@ -7,8 +7,8 @@ from django.contrib.auth.forms import UserCreationForm
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from chimera import apikeys
-from chimera.models import User
+from accounts import apikeys
+from accounts.models import User
 
 
 class SignupForm(UserCreationForm):

@@ -1,4 +1,4 @@
-"""The chimera app: people (with a tier) and the runtime flags that allow instant rollback."""
+"""People (with a tier) and their API keys."""
 
 from __future__ import annotations
 
@@ -18,25 +18,6 @@ class User(AbstractUser):
 
     class Meta:
         db_table = "users"
-
-
-class RuntimeFlags(models.Model):
-    """One row: the spec's Edge Config document, editable in the admin.
-
-    A change takes effect within a couple of seconds in every process
-    (see ``chimera.flags``), which is what makes rollback instant.
-    """
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
-    value = models.JSONField(default=dict, help_text="Merged over the defaults; see README 'Rollback'.")
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        verbose_name = "runtime flags"
-        verbose_name_plural = "runtime flags"
-
-    def __str__(self) -> str:
-        return "Runtime flags"
 
 
 class ApiKey(models.Model):

@@ -1,8 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from chimera import flags
-from chimera.models import ApiKey, RuntimeFlags, User
+from accounts.models import ApiKey, User
 
 
 @admin.register(User)
@@ -18,12 +17,3 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
     readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at")
     search_fields = ("name", "user__username", "prefix")
-
-
-@admin.register(RuntimeFlags)
-class RuntimeFlagsAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "updated_at")
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        flags.invalidate()  # every process sees the change within seconds: instant rollback

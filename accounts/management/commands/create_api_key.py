@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from chimera.apikeys import create_api_key
-from chimera.models import User
+from accounts.apikeys import create_api_key
+from accounts.models import User
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from chimera.models import User
+from accounts.models import User
 
 CREDENTIALS = Path(settings.BASE_DIR) / "var" / "demo-credentials.txt"
 

@@ -53,7 +53,7 @@ def get_flags() -> dict[str, Any]:
         return _local["value"]
     version = cache.get(_VERSION_KEY, 0)
     if _local["value"] is None or version != _local["version"]:
-        from chimera.models import RuntimeFlags
+        from flags.models import RuntimeFlags
 
         row = RuntimeFlags.objects.filter(pk=1).first()
         _local["value"] = _merge(_defaults(), row.value if row else {})
@@ -70,7 +70,7 @@ async def aget_flags() -> dict[str, Any]:
 
 def set_flags(value: dict[str, Any]) -> dict[str, Any]:
     """Store the flags (merged over what is stored) and make every process see them."""
-    from chimera.models import RuntimeFlags
+    from flags.models import RuntimeFlags
 
     row, _ = RuntimeFlags.objects.get_or_create(pk=1)
     row.value = _merge(row.value, value)

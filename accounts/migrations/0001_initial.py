@@ -13,23 +13,15 @@ class Migration(migrations.Migration):
 
     initial = True
 
+    # Until the site package and the shared base were split, these tables were made by the `chimera`
+    # app's 0001_initial (same operations): a database that ran it counts this one as applied.
+    replaces = [('chimera', '0001_initial')]
+
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
     ]
 
     operations = [
-        migrations.CreateModel(
-            name='RuntimeFlags',
-            fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, editable=False, primary_key=True, serialize=False)),
-                ('value', models.JSONField(default=dict, help_text="Merged over the defaults; see README 'Rollback'.")),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-            ],
-            options={
-                'verbose_name': 'runtime flags',
-                'verbose_name_plural': 'runtime flags',
-            },
-        ),
         migrations.CreateModel(
             name='User',
             fields=[
@@ -71,5 +63,24 @@ class Migration(migrations.Migration):
                 'db_table': 'api_keys',
                 'ordering': ['-created_at'],
             },
+        ),
+        # The runtime flags table was created here too; its model now belongs to the `flags` app, whose
+        # first migration takes it over (state only) and renames it.
+        migrations.SeparateDatabaseAndState(
+            database_operations=[
+                migrations.CreateModel(
+                    name='RuntimeFlags',
+                    fields=[
+                        ('id', models.PositiveSmallIntegerField(default=1, editable=False, primary_key=True, serialize=False)),
+                        ('value', models.JSONField(default=dict, help_text="Merged over the defaults; see README 'Rollback'.")),
+                        ('updated_at', models.DateTimeField(auto_now=True)),
+                    ],
+                    options={
+                        'verbose_name': 'runtime flags',
+                        'verbose_name_plural': 'runtime flags',
+                        'db_table': 'chimera_runtimeflags',
+                    },
+                ),
+            ],
         ),
     ]
