@@ -1,7 +1,9 @@
-"""Typed shapes of what messages carry: ChimeraMetadata and the ChimeraDataPart kinds.
+"""The spec's types: ChimeraMetadata and the ChimeraDataPart kinds.
 
-The spec's TypeScript ``ChimeraUIMessage`` becomes ``Message`` rows whose
-``metadata`` and ``data_parts`` JSON validate against these pydantic models.
+The spec's TypeScript ``ChimeraUIMessage`` becomes ``Message`` rows whose ``metadata`` and
+``data_parts`` are these pydantic models dumped to JSON. They are the types end to end: the turn
+builds them (``chat.turns``), the store saves their JSON, both transports encode them (the page as
+HTML, the API as ``data-<type>`` parts), and incoming ``dataParts`` are validated against them.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class ChimeraMetadata(BaseModel):
@@ -48,6 +50,7 @@ class ErrorPart(BaseModel):
 
 class ToolCallPart(BaseModel):
     type: Literal["tool-call"] = "tool-call"
+    toolCallId: str | None = None  # the provider's id for the call (Chimera's addition)
     toolName: str
     args: Any = None
     status: Literal["pending", "success", "error"] = "pending"
@@ -110,9 +113,14 @@ ChimeraDataPart = Annotated[
 ]
 
 
-class DataParts(BaseModel):
-    parts: list[ChimeraDataPart]
+_parts = TypeAdapter(list[ChimeraDataPart])
 
 
-def validate_data_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [p.model_dump(mode="json", exclude_none=True) for p in DataParts(parts=parts).parts]
+def dump_part(part: BaseModel) -> dict[str, Any]:
+    """A data part as stored and sent: JSON, absent fields left out."""
+    return part.model_dump(mode="json", exclude_none=True)
+
+
+def validate_data_parts(parts: list[Any]) -> list[dict[str, Any]]:
+    """Incoming data parts checked against the spec's kinds (pydantic ValidationError if not)."""
+    return [dump_part(p) for p in _parts.validate_python(parts)]

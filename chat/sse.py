@@ -28,6 +28,12 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import BaseModel
+
+from chat.events import TextSnapshot, TurnFinished
+from chat.schemas import ErrorPart, ProviderSwitchPart, ToolCallPart, dump_part
+from providers.events import ReasoningDelta, TextDelta
+
 HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
@@ -58,13 +64,14 @@ def finish_reason(reason: str | None, status: str, error: bool) -> str:
 class UIMessageStreamEncoder:
     """Encodes one assistant message's events; keeps which text/reasoning part is open."""
 
-    __slots__ = ("_n", "_reasoning_id", "_text_id", "finished", "message_id")
+    __slots__ = ("_n", "_reasoning_id", "_sent", "_text_id", "finished", "message_id")
 
     def __init__(self, message_id: str) -> None:
         self.message_id = message_id
         self._text_id: str | None = None
         self._reasoning_id: str | None = None
         self._n = 0
+        self._sent: list[str] = []  # the text the client has (since the last restart)
         self.finished = False
 
     # ---- parts around the answer ---------------------------------------------------
@@ -96,6 +103,7 @@ class UIMessageStreamEncoder:
             self._text_id = self._next_id("text")
             out.append(part({"type": "text-start", "id": self._text_id}))
         out.append(part({"type": "text-delta", "id": self._text_id, "delta": delta}))
+        self._sent.append(delta)
 
     def reasoning(self, delta: str, out: list[bytes]) -> None:
         if self._reasoning_id is None:
@@ -115,6 +123,7 @@ class UIMessageStreamEncoder:
         if data.get("mode") == "restart":
             self._close_reasoning(out)
             discarded = self._close_text(out)
+            self._sent.clear()
             if discarded:
                 data = {**data, "discardTextId": discarded}
         self.data("provider-switch", data, out)
@@ -144,73 +153,65 @@ class UIMessageStreamEncoder:
         self.finished = True
 
     # ---- turn events -------------------------------------------------------------
-    def encode(self, events: Iterable[Any], extra_metadata: dict[str, Any] | None = None) -> bytes:
-        """A batch of turn events (``chat.turns``) as one write. Unknown kinds are skipped."""
+    def encode(self, events: Iterable[Any]) -> bytes:
+        """A batch of watch events (``chat.watch``) as one write. Unknown kinds are skipped."""
         out: list[bytes] = []
         pending: list[str] = []  # consecutive text deltas, merged into one part
         for event in events:
-            kind = event.kind
-            if kind == "text":
+            tp = type(event)
+            if tp is TextDelta:
                 pending.append(event.text)
                 continue
             if pending:
                 self.text("".join(pending), out)
                 pending = []
-            if kind == "reasoning":
+            if tp is ReasoningDelta:
                 self.reasoning(event.text, out)
-            elif kind == "provider-switched":
-                self.switch(
-                    {
-                        "fromProvider": event.from_provider,
-                        "toProvider": event.to_provider,
-                        "model": event.model,
-                        "mode": event.mode,
-                        "reason": event.reason,
-                    },
-                    out,
-                )
-            elif kind == "tool-call":
-                self.data(
-                    "tool-call",
-                    {"toolCallId": event.id, "toolName": event.name, "args": event.args, "status": "pending"},
-                    out,
-                    part_id=event.id,
-                )
-            elif kind == "error":
-                self.error(event.message, event.retryable, event.provider, out)
-            elif kind == "turn-finished":
-                metadata = {**event.metadata, "status": event.status}
-                if extra_metadata:
-                    metadata.update(extra_metadata)
-                self.finish(metadata, event.status, out, event.error, event.metadata.get("finishReason"))
+            elif tp is TextSnapshot:
+                self.snapshot(event.text, out)
+            elif tp is ProviderSwitchPart:
+                self.switch(event.model_dump(exclude={"type"}), out)
+            elif tp is ToolCallPart:
+                self.data("tool-call", _data(event), out, part_id=event.toolCallId)
+            elif tp is ErrorPart:
+                self.error(event.error, event.retryable, event.provider, out)
+            elif tp is TurnFinished:
+                self.turn_finished(event, out)
                 break
+            elif isinstance(event, BaseModel) and isinstance(getattr(event, "type", None), str):
+                self.data(event.type, _data(event), out)  # any other ChimeraDataPart
         if pending:
             self.text("".join(pending), out)
         return b"".join(out)
 
-    def replay_message(self, message: Any, already_sent: str = "") -> bytes:
-        """A stored (finished) message as the rest of a stream: all of it, or what follows
-        ``already_sent`` (the text a client following the checkpoints has)."""
-        out: list[bytes] = []
-        parts = message.data_parts or []
-        thinking = "".join(p.get("content", "") for p in parts if p.get("type") == "thinking")
-        if thinking and not already_sent:
-            self.reasoning(thinking, out)
-        content = message.content or ""
-        if already_sent and not content.startswith(already_sent):
+    def snapshot(self, text: str, out: list[bytes]) -> None:
+        """The whole text so far: only what the client lacks, or (it restarted) all of it anew."""
+        sent = "".join(self._sent)
+        if not text.startswith(sent):
             self.switch({"mode": "restart", "reason": "the answer restarted"}, out)
-            already_sent = ""
-        if len(content) > len(already_sent):
-            self.text(content[len(already_sent) :], out)
-        for data_part in parts:
-            kind = data_part.get("type")
-            if kind in ("thinking", "error"):
-                continue
-            self.data(kind, {k: v for k, v in data_part.items() if k != "type"}, out)
-        error_text = next((p.get("error", "") for p in parts if p.get("type") == "error"), "")
-        if error_text:
-            error = next(p for p in parts if p.get("type") == "error")
-            self.error(error_text, bool(error.get("retryable")), error.get("provider"), out)
-        metadata = {**(message.metadata or {}), "status": message.status}
-        self.finish(metadata, message.status, out, error_text, (message.metadata or {}).get("finishReason"))
-        return b"".join(out)
+            sent = ""
+        if len(text) > len(sent):
+            self.text(text[len(sent) :], out)
+
+    def turn_finished(self, event: TurnFinished, out: list[bytes]) -> None:
+        """The end; for an answer not watched live, first what the client has not had of it."""
+        parts = event.data_parts
+        if not event.live:
+            thinking = "".join(p.get("content", "") for p in parts if p.get("type") == "thinking")
+            if thinking and not self._sent:
+                self.reasoning(thinking, out)
+            self.snapshot(event.content, out)
+            for data_part in parts:
+                kind = data_part.get("type")
+                if kind in ("thinking", "error"):
+                    continue
+                self.data(kind, {k: v for k, v in data_part.items() if k != "type"}, out)
+            error = next((p for p in parts if p.get("type") == "error"), None)
+            if error is not None:
+                self.error(error.get("error", ""), bool(error.get("retryable")), error.get("provider"), out)
+        metadata = {**event.metadata, "status": event.status}
+        self.finish(metadata, event.status, out, event.error, event.metadata.get("finishReason"))
+
+
+def _data(part: BaseModel) -> dict[str, Any]:
+    return {k: v for k, v in dump_part(part).items() if k != "type"}

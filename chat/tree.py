@@ -188,16 +188,6 @@ def branch_messages(conversation: Conversation) -> list[MessageView]:
     return views
 
 
-def message_view(message: Message) -> MessageView:
-    """One message with its siblings (for re-rendering a finished answer in place)."""
-    conversation = message.conversation
-    for view in branch_messages(conversation):
-        if view.id == message.id:
-            return view
-    # Not on the active branch (the user moved away): render it alone.
-    return MessageView.from_message(message)
-
-
 def select_branch(conversation: Conversation, message_id) -> bool:
     """Make the branch through ``message_id`` active (down to its newest leaf)."""
     messages = list(

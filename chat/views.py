@@ -3,17 +3,19 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import tree
+from chat.access import conversation_for
 from chat.models import Conversation
-from chat.turns import TIERS, mark_orphans
+from chat.request import TIERS
+from chat.turns import settle_orphans
 
 
 def _get_conversation_for_user(request, conversation_id) -> Conversation:
-    return get_object_or_404(Conversation, pk=conversation_id, user=request.user)
+    return conversation_for(request.user, conversation_id)  # NotFound is an Http404
 
 
 def _sidebar(request) -> dict:
@@ -40,7 +42,7 @@ def index(request):
 @require_GET
 def conversation(request, conversation_id):
     convo = _get_conversation_for_user(request, conversation_id)
-    mark_orphans(convo.id)
+    settle_orphans(conversation_id=convo.id)
     return render(
         request,
         "chat/index.html",

@@ -6,12 +6,9 @@ messages per window), so staff can change them without a deploy.
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
-
-from flags.runtime import aget_flags
 
 GROUP = "chimera.turn"
 
@@ -42,35 +39,3 @@ def check_sync(user, limit: int, increment: bool = True) -> int:
     if usage and usage["should_limit"]:
         return max(1, int(usage["time_left"]))
     return 0
-
-
-async def check(user, increment: bool = True) -> int:
-    """Counts one message; returns 0 when allowed, else the seconds until the window resets."""
-    limit = limit_for(user, await aget_flags())
-    if limit is None:
-        return 0
-    return await sync_to_async(check_sync)(user, limit, increment)
-
-
-async def remaining(user) -> tuple[int | None, int]:
-    """(messages left or None when unlimited, seconds left in the window) without counting."""
-    flags = await aget_flags()
-    limit = limit_for(user, flags)
-    if limit is None:
-        return None, 0
-
-    def _peek():
-        request = HttpRequest()
-        request.method = "POST"
-        request.user = user
-        usage = get_usage(
-            request,
-            group=GROUP,
-            key="user",
-            rate=f"{limit}/{settings.CHIMERA_RATE_LIMIT_WINDOW_S}s",
-            method="POST",
-            increment=False,
-        )
-        return max(0, limit - usage["count"]), int(usage["time_left"])
-
-    return await sync_to_async(_peek)()

@@ -1,14 +1,26 @@
-"""Writing usage rows: one per provider attempt, priced from the catalog in Decimal."""
+"""Pricing and recording provider attempts: one usage row per attempt, priced once, in Decimal.
+
+``price`` is the one place an attempt gets its cost; the turn sums the priced attempts for the
+answer's metadata and hands the same list to ``record_attempts``.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from providers.events import AttemptFinished
 from usage.models import UsageMetric
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PricedAttempt:
+    attempt: AttemptFinished
+    cost: Decimal | None  # USD; None: the model has no price (never a silent $0)
 
 
 def attempt_cost(attempt: AttemptFinished) -> Decimal | None:
@@ -20,14 +32,28 @@ def attempt_cost(attempt: AttemptFinished) -> Decimal | None:
     return cost_of(attempt.provider, attempt.model, attempt.usage)
 
 
+def price(attempts: Iterable[AttemptFinished]) -> list[PricedAttempt]:
+    return [PricedAttempt(a, attempt_cost(a)) for a in attempts]
+
+
+def total_cost(priced: Iterable[PricedAttempt]) -> Decimal | None:
+    """The sum, or None when any attempt has no price (a partial sum would understate it)."""
+    total = Decimal("0")
+    for p in priced:
+        if p.cost is None:
+            return None
+        total += p.cost
+    return total
+
+
 def record_attempts(
-    *, user_id, message_id, conversation_id, tier: str, trace_id: str, attempts: list[AttemptFinished]
+    *, user_id, message_id, conversation_id, tier: str, trace_id: str, priced: Sequence[PricedAttempt]
 ) -> list[UsageMetric]:
     rows = []
-    for attempt in attempts:
-        cost = attempt_cost(attempt)
-        if cost is None:
-            # Never a silent $0: the row keeps NULL and the alert rules report unpriced models.
+    for p in priced:
+        attempt = p.attempt
+        if p.cost is None:
+            # The row keeps NULL and the alert rules report unpriced models.
             log.warning("no price for %s/%s: usage recorded without cost", attempt.provider, attempt.model)
         usage = attempt.usage
         rows.append(
@@ -42,7 +68,7 @@ def record_attempts(
                 cached_input_tokens=usage.cached_input_tokens,
                 output_tokens=usage.output_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
-                cost_usd=cost,
+                cost_usd=p.cost,
                 latency_ms=attempt.latency_ms,
                 ttft_ms=attempt.ttft_ms,
                 cache_hit=attempt.cache_hit,

@@ -8,12 +8,13 @@ change something must carry the CSRF token (``X-CSRFToken``), else 403.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth import get_user
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from accounts.apikeys import user_for_key
 from chat import db
-from chat.turns import TurnError
+from chat.errors import TurnError
 
 BAD_KEY = "That API key is not valid or has been revoked. Create one at /accounts/settings/."
 
@@ -43,20 +44,24 @@ class ApiKeyAuth(HttpBearer):
 
 
 class SessionCsrfAuth(APIKeyCookie):
-    """The signed-in person's session; unsafe methods must pass Django's CSRF check."""
+    """The signed-in person's session; unsafe methods must pass Django's CSRF check.
+
+    The session is read on the turn threads too (``chat.db``), like an API key: no request then
+    holds a database connection of its own while its answer streams.
+    """
 
     param_name = settings.SESSION_COOKIE_NAME
 
-    def __call__(self, request):
+    async def __call__(self, request):
         if "Authorization" in request.headers or not request.COOKIES.get(self.param_name):
             return None
-        return self.authenticate(request, request.COOKIES[self.param_name])
+        return await self.authenticate(request, request.COOKIES[self.param_name])
 
-    def authenticate(self, request, key):
-        user = request.user
+    async def authenticate(self, request, key):
+        user = await db.run(get_user, request)
         if not user.is_authenticated:
             return None
-        request.chimera_db_in_request_thread = True  # the session was read on this request's thread
+        request.user = user  # read once: later uses must not read the session again
         if check_csrf(request) is not None:
             raise TurnError(
                 "csrf_failed",

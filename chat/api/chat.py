@@ -14,14 +14,15 @@ any other string maps to a stable per-user UUID, so a ``useChat`` chat keeps one
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import IntegrityError
 from django.http import HttpResponse
 from ninja import Router
+from pydantic import ValidationError
 
+from chat import db, store
+from chat.access import aconversation_for, as_uuid
 from chat.api import streams
 from chat.api.schemas import (
     TOOL_DEFINITIONS,
@@ -32,9 +33,11 @@ from chat.api.schemas import (
     ErrorOut,
     MessageIn,
 )
-from chat.models import Conversation, Message
-from chat.turns import TurnError, TurnOptions, running_turn, start_turn, validate_content
-from flags.runtime import aget_flags
+from chat.errors import NotFound, TurnError
+from chat.models import Message
+from chat.request import TurnOptions, TurnRequest, validate_content
+from chat.schemas import dump_part, validate_data_parts
+from chat.turns import running_turn, start_turn
 
 router = Router(tags=["chat"])
 
@@ -61,18 +64,6 @@ STREAM_DOC = {
 }
 
 
-@dataclass
-class Plan:
-    content: str | None
-    options: TurnOptions
-    conversation_id: uuid.UUID | None = None
-    new_conversation_id: uuid.UUID | None = None
-    seed: list[tuple[str, str]] = field(default_factory=list)
-    data_parts: list[Any] | None = None
-    edit_of: uuid.UUID | None = None
-    regenerate_of: uuid.UUID | None = None
-
-
 def options_from(config, context, system: str = "") -> TurnOptions:
     config = config or ChatConfig()
     context = context or ChatContext()
@@ -96,10 +87,11 @@ def message_text(message: MessageIn) -> str | None:
     return None
 
 
-def message_data_parts(message: MessageIn) -> list[dict[str, Any]] | None:
-    """The spec's ``dataParts``, or the UIMessage's ``data-<kind>`` parts as ``{"type": kind, **data}``."""
+def message_data_parts(message: MessageIn, field: str) -> tuple[dict[str, Any], ...]:
+    """The spec's ``dataParts`` (validated by the schema), or the UIMessage's ``data-<kind>`` parts
+    as ``{"type": kind, **data}``, validated against the spec's kinds here."""
     if message.dataParts is not None:
-        return message.dataParts
+        return tuple(dump_part(p) for p in message.dataParts)
     parts = [
         {**p["data"], "type": p["type"][5:]}
         if isinstance(p.get("data"), dict)
@@ -107,22 +99,19 @@ def message_data_parts(message: MessageIn) -> list[dict[str, Any]] | None:
         for p in message.parts or ()
         if isinstance(p.get("type"), str) and p["type"].startswith("data-")
     ]
-    return parts or None
-
-
-def _as_uuid(value: str | None) -> uuid.UUID | None:
     try:
-        return uuid.UUID(value) if value else None
-    except ValueError:
-        return None
+        return tuple(validate_data_parts(parts))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise TurnError("validation_error", f"{field}: {first['msg']}.", 422, field) from None
 
 
 def chat_uuid(user, chat_id: str) -> uuid.UUID:
-    return _as_uuid(chat_id) or uuid.uuid5(CHAT_ID_NAMESPACE, f"{user.pk}:{chat_id}")
+    return as_uuid(chat_id) or uuid.uuid5(CHAT_ID_NAMESPACE, f"{user.pk}:{chat_id}")
 
 
-def plan_turn(user, payload: ChatRequest) -> Plan:
-    """What the request asks for; database lookups only for the AI SDK form's ids (sync)."""
+def turn_request(user, payload: ChatRequest) -> TurnRequest:
+    """What the request asks for. Reads the database only for the AI SDK form's ids (sync)."""
     messages = payload.messages
     texts = []
     for i, message in enumerate(messages):
@@ -136,71 +125,56 @@ def plan_turn(user, payload: ChatRequest) -> Plan:
             )
         texts.append(text)
     system = "\n\n".join(t for m, t in zip(messages, texts, strict=True) if m.role == "system" and t.strip())
-    plan = Plan(content=None, options=options_from(payload.config, payload.context, system))
+    options = options_from(payload.config, payload.context, system)
     last = len(messages) - 1
-    known = False
+    conversation_id: uuid.UUID | None = None
+    new_conversation_id: uuid.UUID | None = None
     if payload.conversationId is not None:
-        plan.conversation_id = payload.conversationId  # start_turn answers 404 if it is not theirs
-        known = True
+        conversation_id = payload.conversationId  # preparing the turn answers 404 if it is not theirs
     elif payload.id:
         cid = chat_uuid(user, payload.id)
-        owner = Conversation.objects.filter(pk=cid).values_list("user_id", flat=True).first()
+        owner = store.conversation_owner(cid)
         if owner is not None and owner != user.pk:
-            raise TurnError("not_found", "That conversation does not exist.", 404)
+            raise NotFound()
         if owner is None:
-            plan.new_conversation_id = cid
+            new_conversation_id = cid
         else:
-            plan.conversation_id, known = cid, True
+            conversation_id = cid
 
-    if payload.trigger == "regenerate-message" and known:
-        plan.regenerate_of = _answer_to_regenerate(plan.conversation_id, payload.messageId)
-        if plan.regenerate_of is not None:
-            return plan
+    if payload.trigger == "regenerate-message" and conversation_id is not None:
+        answer_id = store.answer_to_regenerate(conversation_id, as_uuid(payload.messageId))
+        if answer_id is not None:
+            return TurnRequest.regenerate(user, answer_id, options, conversation_id)
 
     if messages[last].role != "user":
         raise TurnError(
             "last_message_not_user", "The last message must be the user's.", 422, f"messages[{last}].role"
         )
     try:
-        plan.content = validate_content(texts[last])
+        content = validate_content(texts[last])
     except TurnError as exc:
         exc.field = f"messages[{last}].content"
         raise
-    plan.data_parts = message_data_parts(messages[last])
-    if known:
-        if payload.trigger == "submit-message" and payload.messageId:
+    data_parts = message_data_parts(messages[last], f"messages[{last}].parts")
+    if conversation_id is not None:
+        edited = as_uuid(payload.messageId) if payload.trigger == "submit-message" else None
+        if edited is not None and store.is_user_message(conversation_id, edited):
             # useChat's edit: sendMessage({text, messageId}) replaces that user message.
-            message_id = _as_uuid(payload.messageId)
-            if (
-                message_id
-                and Message.objects.filter(
-                    pk=message_id, conversation_id=plan.conversation_id, role=Message.Role.USER
-                ).exists()
-            ):
-                plan.edit_of = message_id
-    else:
-        plan.seed = [
-            (m.role, t)
-            for m, t in zip(messages[:last], texts[:last], strict=True)
-            if m.role in ("user", "assistant") and t.strip()
-        ]
-    return plan
-
-
-def _answer_to_regenerate(conversation_id, message_id: str | None) -> uuid.UUID | None:
-    answers = Message.objects.filter(conversation_id=conversation_id, role=Message.Role.ASSISTANT)
-    wanted = _as_uuid(message_id)
-    if wanted is not None and answers.filter(pk=wanted).exists():
-        return wanted
-    leaf = Conversation.objects.filter(pk=conversation_id).values_list("active_leaf_id", flat=True).first()
-    if leaf is not None and answers.filter(pk=leaf).exists():
-        return leaf
-    return None
-
-
-async def blocking_requested(request) -> bool:
-    flags = await aget_flags()
-    return not flags.get("enableStreaming", True) or streams.wants_json(request)
+            return TurnRequest.edit(user, edited, content, options, conversation_id, data_parts=data_parts)
+        return TurnRequest.send(user, content, options, conversation_id, data_parts=data_parts)
+    history = tuple(
+        (m.role, t)
+        for m, t in zip(messages[:last], texts[:last], strict=True)
+        if m.role in ("user", "assistant") and t.strip()
+    )
+    return TurnRequest.send(
+        user,
+        content,
+        options,
+        new_conversation_id=new_conversation_id,
+        history=history,
+        data_parts=data_parts,
+    )
 
 
 @router.post(
@@ -222,27 +196,16 @@ async def blocking_requested(request) -> bool:
 async def chat_v2(request, payload: ChatRequest) -> HttpResponse:
     user = request.auth
     if payload.id or payload.trigger or payload.messageId:
-        plan = await sync_to_async(plan_turn)(user, payload)
+        asked = await db.run(turn_request, user, payload)
     else:
-        plan = plan_turn(user, payload)  # no database work in the spec's form
-    blocking = await blocking_requested(request)
+        asked = turn_request(user, payload)  # no database work in the spec's form
     try:
-        turn = await start_turn(
-            user,
-            plan.content,
-            plan.options,
-            conversation_id=plan.conversation_id,
-            edit_of=plan.edit_of,
-            regenerate_of=plan.regenerate_of,
-            new_conversation_id=plan.new_conversation_id,
-            seed=tuple(plan.seed),
-            user_data_parts=plan.data_parts,
-        )
+        turn = await start_turn(asked)
     except IntegrityError:  # two first requests of one new chat id at once
         raise TurnError(
             "conflict", "That conversation is being created by another request; retry.", 409
         ) from None
-    return await streams.respond(request, turn, blocking)
+    return await streams.respond(request, turn)
 
 
 @router.get(
@@ -260,10 +223,7 @@ async def chat_v2(request, payload: ChatRequest) -> HttpResponse:
 )
 async def resume_chat(request, chat_id: str) -> HttpResponse:
     user = request.auth
-    cid = chat_uuid(user, chat_id)
-    conversation = await Conversation.objects.filter(pk=cid, user=user).only("id", "active_leaf_id").afirst()
-    if conversation is None:
-        raise TurnError("not_found", "That conversation does not exist.", 404)
+    conversation = await aconversation_for(user, chat_uuid(user, chat_id))
     message = None
     if conversation.active_leaf_id:
         message = await Message.objects.filter(
@@ -272,4 +232,6 @@ async def resume_chat(request, chat_id: str) -> HttpResponse:
     if message is None:
         return HttpResponse(status=204)
     turn = running_turn(message.id)
-    return streams.attach_response(turn if turn is not None and turn.user_id == user.pk else None, message)
+    return await streams.attach_response(
+        turn if turn is not None and turn.user_id == user.pk else None, message
+    )

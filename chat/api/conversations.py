@@ -11,9 +11,10 @@ from django.http import HttpResponse
 from ninja import Field as NinjaField
 from ninja import Query, Router, Schema
 
-from chat import tree
+from chat import db, tree
+from chat.access import conversation_for, message_for
 from chat.api import streams
-from chat.api.chat import blocking_requested, options_from
+from chat.api.chat import options_from
 from chat.api.schemas import (
     AnswerOut,
     ConversationDetail,
@@ -28,8 +29,10 @@ from chat.api.schemas import (
     conversation_json,
     message_json,
 )
+from chat.errors import NotFound, TurnError
 from chat.models import Conversation, Message
-from chat.turns import TurnError, get_conversation_for_user, mark_orphans, running_turn, start_turn, stop_turn
+from chat.request import TurnRequest
+from chat.turns import running_turn, settle_orphans, start_turn, stop_turn
 
 router = Router(tags=["conversations"])
 ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -49,19 +52,6 @@ class ListQuery(Schema):
     offset: int = NinjaField(0, ge=0)
     archived: bool = False
     q: str = NinjaField("", max_length=200)
-
-
-def _get_conversation_for_user(request, conversation_id) -> Conversation:
-    return get_conversation_for_user(request.auth, conversation_id)
-
-
-def _get_message_for_user(request, conversation_id, message_id) -> Message:
-    message = Message.objects.filter(
-        pk=message_id, conversation_id=conversation_id, conversation__user=request.auth
-    ).first()
-    if message is None:
-        raise TurnError("not_found", "There is no such message in that conversation.", 404)
-    return message
 
 
 def _detail(conversation: Conversation) -> dict:
@@ -111,8 +101,8 @@ def list_conversations(request, filters: Query[ListQuery]):
     summary="A conversation with its whole message tree and the active branch",
 )
 def get_conversation(request, conversation_id: uuid.UUID):
-    conversation = _get_conversation_for_user(request, conversation_id)
-    mark_orphans(conversation.id)
+    conversation = conversation_for(request.auth, conversation_id)
+    settle_orphans(conversation_id=conversation.id)
     return _detail(conversation)
 
 
@@ -120,7 +110,7 @@ def get_conversation(request, conversation_id: uuid.UUID):
     "/{conversation_id}", response={200: ConversationOut, **ERRORS}, summary="Rename, archive or unarchive"
 )
 def update_conversation(request, conversation_id: uuid.UUID, payload: ConversationPatch):
-    conversation = _get_conversation_for_user(request, conversation_id)
+    conversation = conversation_for(request.auth, conversation_id)
     changed = []
     if payload.title is not None:
         conversation.title = payload.title.strip() or conversation.title
@@ -135,7 +125,7 @@ def update_conversation(request, conversation_id: uuid.UUID, payload: Conversati
 
 @router.delete("/{conversation_id}", response={204: None, **ERRORS}, summary="Delete, with all its messages")
 async def delete_conversation(request, conversation_id: uuid.UUID):
-    conversation = await sync_to_async(_get_conversation_for_user)(request, conversation_id)
+    conversation = await sync_to_async(conversation_for)(request.auth, conversation_id)
     async for message_id in Message.objects.filter(
         conversation=conversation, status=Message.Status.STREAMING
     ).values_list("id", flat=True):
@@ -150,10 +140,10 @@ async def delete_conversation(request, conversation_id: uuid.UUID):
     summary="Copy the path to a message into a new conversation",
 )
 def fork_conversation(request, conversation_id: uuid.UUID, payload: MessageRef):
-    conversation = _get_conversation_for_user(request, conversation_id)
+    conversation = conversation_for(request.auth, conversation_id)
     new = tree.fork(conversation, payload.messageId)
     if new is None:
-        raise TurnError("not_found", "There is no such message in that conversation.", 404)
+        raise NotFound("There is no such message in that conversation.")
     return 201, conversation_json(new)
 
 
@@ -163,9 +153,9 @@ def fork_conversation(request, conversation_id: uuid.UUID, payload: MessageRef):
     summary="Make the branch through a message the active one",
 )
 def select_branch(request, conversation_id: uuid.UUID, payload: MessageRef):
-    conversation = _get_conversation_for_user(request, conversation_id)
+    conversation = conversation_for(request.auth, conversation_id)
     if not tree.select_branch(conversation, payload.messageId):
-        raise TurnError("not_found", "There is no such message in that conversation.", 404)
+        raise NotFound("There is no such message in that conversation.")
     return _detail(conversation)
 
 
@@ -179,19 +169,14 @@ def select_branch(request, conversation_id: uuid.UUID, payload: MessageRef):
 async def edit_message(
     request, conversation_id: uuid.UUID, message_id: uuid.UUID, payload: EditIn
 ) -> HttpResponse:
+    options = options_from(payload.config, payload.context)
     try:
-        turn = await start_turn(
-            request.auth,
-            payload.content,
-            options_from(payload.config, payload.context),
-            conversation_id=conversation_id,
-            edit_of=message_id,
-        )
+        asked = TurnRequest.edit(request.auth, message_id, payload.content, options, conversation_id)
     except TurnError as exc:
         if exc.field == "message":
             exc.field = "content"
         raise
-    return await streams.respond(request, turn, await blocking_requested(request))
+    return await streams.respond(request, await start_turn(asked))
 
 
 @router.post(
@@ -204,14 +189,9 @@ async def regenerate_message(
     request, conversation_id: uuid.UUID, message_id: uuid.UUID, payload: TurnIn | None = None
 ) -> HttpResponse:
     payload = payload or TurnIn()
-    turn = await start_turn(
-        request.auth,
-        None,
-        options_from(payload.config, payload.context),
-        conversation_id=conversation_id,
-        regenerate_of=message_id,
-    )
-    return await streams.respond(request, turn, await blocking_requested(request))
+    options = options_from(payload.config, payload.context)
+    asked = TurnRequest.regenerate(request.auth, message_id, options, conversation_id)
+    return await streams.respond(request, await start_turn(asked))
 
 
 @router.post(
@@ -220,7 +200,7 @@ async def regenerate_message(
     summary="Stop an answer in flight (its partial text is kept)",
 )
 async def stop_message(request, conversation_id: uuid.UUID, message_id: uuid.UUID):
-    message = await sync_to_async(_get_message_for_user)(request, conversation_id, message_id)
+    message = await db.run(message_for, request.auth, message_id, conversation_id)
     stopped = await stop_turn(request.auth, message.id)
     await message.arefresh_from_db()
     return {"stopped": stopped, "message": message_json(message)}
@@ -240,8 +220,7 @@ async def stop_message(request, conversation_id: uuid.UUID, message_id: uuid.UUI
     },
 )
 async def attach_message(request, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
-    message = await sync_to_async(_get_message_for_user)(request, conversation_id, message_id)
+    message = await db.run(message_for, request.auth, message_id, conversation_id)
     if message.role != Message.Role.ASSISTANT:
         raise TurnError("not_an_answer", "Only answers can be attached to.", 422, "message_id")
-    turn = running_turn(message.id)
-    return streams.attach_response(turn, message)
+    return await streams.attach_response(running_turn(message.id), message)

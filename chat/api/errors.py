@@ -15,7 +15,7 @@ from django.http import Http404, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from chat.turns import RateLimited, TurnError
+from chat.errors import RateLimited, TurnError
 
 log = logging.getLogger(__name__)
 

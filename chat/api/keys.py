@@ -9,7 +9,7 @@ from ninja import Router
 from accounts import apikeys
 from accounts.models import ApiKey
 from chat.api.schemas import ApiKeyIn, ApiKeyOut, ErrorOut, NewApiKeyOut
-from chat.turns import TurnError
+from chat.errors import TurnError
 
 router = Router(tags=["api keys"])
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from ninja import Field, Schema
 
 from chat.models import Conversation, Message
+from chat.schemas import ChimeraDataPart
 
 Tier = Literal["fast", "balanced", "powerful", "reasoning"]
 # The spec's ChimeraTools; a model may call the ones a request enables (shown as data-tool-call parts).
@@ -35,7 +36,7 @@ class MessageIn(Schema):
 
     role: Literal["user", "assistant", "system", "tool"]
     content: str | None = None
-    dataParts: list[dict[str, Any]] | None = None  # ChimeraDataPart objects, stored on the message
+    dataParts: list[ChimeraDataPart] | None = None  # the spec's data parts, stored on the message
     parts: list[dict[str, Any]] | None = None
     id: str | None = None
     metadata: Any = None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from chat.models import Message
+from chat.events import TurnFinished
+from chat.schemas import ErrorPart, ProviderSwitchPart, ToolCallPart
 from chat.sse import UIMessageStreamEncoder
-from chat.turns import TurnFinished
-from providers.events import ProviderSwitched, ReasoningDelta, StreamError, TextDelta, ToolCall
+from providers.events import ReasoningDelta, TextDelta
 from tests.api.helpers import DONE, text_of, types
 
 
@@ -24,11 +24,31 @@ def decode(data: bytes) -> list:
 
 def finished(status="complete", content="", error="", reason="stop") -> TurnFinished:
     return TurnFinished(
-        status=status,
         message_id="m1",
+        conversation_id="c1",
+        status=status,
         content=content,
         metadata={"modelUsed": "groq/x", "finishReason": reason},
         error=error,
+    )
+
+
+def stored(content: str, status: str, metadata: dict, data_parts: list | None = None) -> TurnFinished:
+    """A stored answer as a watch ends with it when the client did not see it live."""
+    return TurnFinished(
+        message_id="m1",
+        conversation_id="c1",
+        status=status,
+        content=content,
+        metadata=metadata,
+        data_parts=data_parts or [],
+        live=False,
+    )
+
+
+def switch_part(from_provider, to_provider, model, mode, reason="") -> ProviderSwitchPart:
+    return ProviderSwitchPart(
+        fromProvider=from_provider, toProvider=to_provider, model=model, mode=mode, reason=reason
     )
 
 
@@ -76,7 +96,7 @@ def test_a_whole_answer_is_framed_by_start_and_finish_then_done():
 
 def test_a_restart_switch_ends_the_text_part_names_it_and_streams_the_new_answer_into_a_new_part():
     encoder = UIMessageStreamEncoder("m1")
-    switch = ProviderSwitched("groq", "google", "gemini-x", mode="restart", reason="cut")
+    switch = switch_part("groq", "google", "gemini-x", mode="restart", reason="cut")
     parts = decode(
         encoder.encode(
             [TextDelta("old answer"), switch, TextDelta("new answer"), finished(content="new answer")]
@@ -109,7 +129,7 @@ def test_a_continue_switch_keeps_the_text_part_open():
         encoder.encode(
             [
                 TextDelta("half"),
-                ProviderSwitched("groq", "google", "g", "continue"),
+                switch_part("groq", "google", "g", "continue"),
                 TextDelta(" and the rest"),
             ]
         )
@@ -122,7 +142,7 @@ def test_a_continue_switch_keeps_the_text_part_open():
 
 def test_a_failed_answer_ends_with_a_data_error_an_error_part_and_finish_reason_error():
     encoder = UIMessageStreamEncoder("m1")
-    error = StreamError("All providers are unavailable", retryable=True, provider="groq")
+    error = ErrorPart(error="All providers are unavailable", retryable=True, provider="groq")
     parts = decode(
         encoder.encode(
             [TextDelta("par"), error, finished("incomplete", "par", "All providers are unavailable", None)]
@@ -160,7 +180,11 @@ def test_a_stopped_answer_finishes_without_an_error_part():
 
 def test_a_tool_call_is_a_data_tool_call_part_with_the_call_id():
     encoder = UIMessageStreamEncoder("m1")
-    parts = decode(encoder.encode([ToolCall("call_1", "searchKnowledge", {"query": "comets"})]))
+    parts = decode(
+        encoder.encode(
+            [ToolCallPart(toolCallId="call_1", toolName="searchKnowledge", args={"query": "comets"})]
+        )
+    )
 
     assert parts == [
         {
@@ -185,7 +209,7 @@ def test_text_is_sent_as_utf8_json_and_survives_newlines():
 
 
 def test_a_stored_message_replays_as_a_whole_stream():
-    message = Message(
+    message = stored(
         content="The answer.",
         status="complete",
         metadata={"finishReason": "stop"},
@@ -201,7 +225,7 @@ def test_a_stored_message_replays_as_a_whole_stream():
             },
         ],
     )
-    parts = decode(UIMessageStreamEncoder(str(message.id)).replay_message(message))
+    parts = decode(UIMessageStreamEncoder(message.message_id).encode([message]))
 
     assert types(parts) == [
         "reasoning-start",
@@ -220,8 +244,8 @@ def test_a_stored_message_replays_as_a_whole_stream():
 
 
 def test_a_stored_message_replays_only_the_rest_after_what_a_follower_already_has():
-    message = Message(content="The whole answer.", status="complete", metadata={})
-    encoder = UIMessageStreamEncoder(str(message.id))
-    parts = decode(encoder.encode([TextDelta("The whole")]) + encoder.replay_message(message, "The whole"))
+    message = stored(content="The whole answer.", status="complete", metadata={})
+    encoder = UIMessageStreamEncoder(message.message_id)
+    parts = decode(encoder.encode([TextDelta("The whole")]) + encoder.encode([message]))
 
     assert text_of(parts) == "The whole answer."

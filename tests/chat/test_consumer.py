@@ -288,3 +288,43 @@ async def test_a_process_keeps_its_running_answers_alive_while_the_provider_is_s
     assert during.status == Message.Status.STREAMING and during.content == "" and during.updated_at > first
     await frames_until(communicator, 'data-testid="message-complete"', timeout=60)
     await communicator.disconnect()
+
+
+async def test_the_page_follows_an_answer_another_process_writes_then_draws_it_whole(alice, emu):
+    """The same watch as the API's: the other process's checkpoints replace the text, then the end."""
+    conversation = await Conversation.objects.acreate(user=alice, title="Elsewhere")
+    question = await Message.objects.acreate(conversation=conversation, role="user", content="Q")
+    answer = await Message.objects.acreate(
+        conversation=conversation,
+        parent_message=question,
+        role="assistant",
+        content="Hello",
+        status=Message.Status.STREAMING,
+    )
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="attach", message_id=str(answer.id))
+    frames = await frames_until(communicator, f'id="mc-{answer.id}"')
+    assert ">Hello</div>" in frames[-1]  # the text so far, replacing what the page shows
+
+    await Message.objects.filter(pk=answer.pk).aupdate(content="Hello there")
+    frames += await frames_until(communicator, f"beforeend:#mc-{answer.id}")  # what came since
+    assert streamed_text(frames, str(answer.id)) == " there"
+    await Message.objects.filter(pk=answer.pk).aupdate(
+        content="Hello there, friend.", status=Message.Status.COMPLETE, metadata={"provider": "groq"}
+    )
+    frames += await frames_until(communicator, 'data-testid="message-complete"')
+    await communicator.disconnect()
+    assert "Hello there, friend." in frames[-1] and 'data-state="idle"' in frames[-1]
+
+
+async def test_the_stored_runtime_flags_decide_the_route_of_a_turn(alice, emu):
+    await asyncio.to_thread(flags.set_flags, {"providers": {"disabled": ["groq"]}})
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="Who answers?", tier="balanced")
+    frames = await frames_until(communicator, 'data-testid="message-complete"')
+    await communicator.disconnect()
+    message = await Message.objects.aget(pk=status_of(frames)["message-id"])
+    assert message.metadata["provider"] == "google"
+    assert {r["provider"] for r in emu.requests()} == {"gemini"}

@@ -41,7 +41,7 @@ def test_an_attempt_is_priced_in_decimal_from_the_catalog(alice):
         conversation_id=None,
         tier="balanced",
         trace_id="t",
-        attempts=[attempt],
+        priced=recording.price([attempt]),
     )
     row.refresh_from_db()
     assert isinstance(row.cost_usd, Decimal) and row.cost_usd > 0
@@ -57,7 +57,12 @@ def test_an_unpriced_model_is_recorded_without_cost_and_raises_an_alert(alice):
         ttft_ms=5,
     )
     [row] = recording.record_attempts(
-        user_id=alice.id, message_id=None, conversation_id=None, tier="fast", trace_id="t", attempts=[attempt]
+        user_id=alice.id,
+        message_id=None,
+        conversation_id=None,
+        tier="fast",
+        trace_id="t",
+        priced=recording.price([attempt]),
     )
     assert row.cost_usd is None
     fired = alerts.evaluate()

@@ -1,0 +1,346 @@
+"""The turn store: every row a turn reads or writes, and nothing else.
+
+Functions here are synchronous ORM code; the turn calls them on the database threads
+(``chat.db.run``), one hop each, and gets plain records back:
+
+- ``prepare``: the rate limit, then one transaction: the branch read, the user message and the
+  assistant placeholder (``streaming``) written, the conversation's active leaf moved. The user's
+  message is committed before any provider is called (house rule 3).
+- ``checkpoint``: the text so far, at most once per CHIMERA_CHECKPOINT_MS, off the token path.
+- ``finish``: the final message, one usage row per provider attempt, the conversation's timestamp.
+- ``touch`` / ``settle_orphans``: the heartbeat of running answers, and settling the answers of a
+  process that died (their text kept).
+- ``answer_state`` / ``finished_event``: what a watcher in another process reads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from chat import tree
+from chat.access import conversation_for, message_for
+from chat.errors import NotFound, RateLimited
+from chat.events import Siblings, TurnFinished
+from chat.models import Conversation, Message
+from chat.request import Mode, TurnRequest
+from providers.base import ChatMessage
+from usage import limits, recording
+
+# A `streaming` message not checkpointed for this long belongs to a process that died.
+# Every process touches its running answers every few seconds, so this can stay short.
+ORPHAN_AFTER = timedelta(seconds=60)
+STOP_KEY = "chimera:stop:{}"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTurn:
+    """What ``prepare`` wrote, and what the turn needs to run without reading it back."""
+
+    answer_id: uuid.UUID
+    conversation_id: uuid.UUID
+    user_message_id: uuid.UUID
+    branch: tuple[ChatMessage, ...]  # the conversation up to the new message, oldest first
+    created: bool  # the conversation was created by this turn
+    title: str
+    siblings: Siblings  # the answer among the answers to the same message
+
+
+@dataclass(frozen=True, slots=True)
+class FinalAnswer:
+    """Everything ``finish`` writes."""
+
+    answer_id: uuid.UUID
+    conversation_id: uuid.UUID
+    user_id: Any
+    tier: str
+    trace_id: str
+    content: str
+    status: str
+    metadata: dict[str, Any]
+    data_parts: list[dict[str, Any]]
+    tool_invocations: list[dict[str, Any]]
+    priced: list[recording.PricedAttempt]
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerState:
+    content: str
+    streaming: bool
+    stale: bool  # streaming, but untouched for ORPHAN_AFTER: its process died
+
+
+# ---- starting a turn ---------------------------------------------------------------------------
+def prepare(request: TurnRequest, limit: int | None) -> PreparedTurn:
+    """Count the message against ``limit`` (messages per window; None: no limit), then write."""
+    if limit is not None:
+        retry_after = limits.check_sync(request.user, limit)
+        if retry_after:
+            raise RateLimited(retry_after)
+    with transaction.atomic():
+        return _prepare(request)
+
+
+def _prepare(request: TurnRequest) -> PreparedTurn:
+    user = request.user
+    answer_id = uuid.uuid4()
+    siblings = Siblings()
+    user_message: Message | None = None
+    if request.mode is Mode.NEW:
+        first = next((text for role, text in request.history if role == Message.Role.USER), request.content)
+        conversation = Conversation.objects.create(
+            id=request.conversation_id or uuid.uuid4(),
+            user=user,
+            title=title_from(first),
+            active_leaf_id=answer_id,  # the answer below; saves an UPDATE on the way to the provider
+        )
+        # Earlier messages a client sent for a conversation we had not seen (API clients keep
+        # their own history): stored as one chain the new message continues.
+        parent = _store_history(conversation, request.history)
+        path = _branch(conversation, parent)
+    elif request.mode is Mode.CONTINUE:
+        conversation = conversation_for(user, request.conversation_id)
+        parent = conversation.active_leaf_id
+        path = _branch(conversation, parent)
+    else:
+        target = message_for(user, request.target_id, request.conversation_id)
+        conversation = conversation_for(user, target.conversation_id)
+        if request.mode is Mode.EDIT:
+            if target.role != Message.Role.USER:
+                raise NotFound("There is no message of yours with that id to edit.")
+            parent = target.parent_message_id
+            path = _branch(conversation, parent)
+        else:
+            if target.role != Message.Role.ASSISTANT or target.parent_message_id is None:
+                raise NotFound("There is no answer with that id to regenerate.")
+            path = _branch(conversation, target.parent_message_id)
+            earlier = list(
+                Message.objects.filter(parent_message_id=target.parent_message_id)
+                .order_by("created_at")
+                .values_list("id", flat=True)
+            )
+            siblings = Siblings(len(earlier) + 1, len(earlier) + 1, earlier[-1] if earlier else None)
+    if request.mode is not Mode.REGENERATE:
+        user_message = Message(
+            conversation=conversation,
+            parent_message_id=parent,
+            role=Message.Role.USER,
+            content=request.content,
+            status=Message.Status.COMPLETE,
+            is_edited=request.mode is Mode.EDIT,
+            data_parts=list(request.data_parts) or None,
+        )
+        path.append(user_message)
+        user_message_id = user_message.id
+    else:
+        user_message_id = target.parent_message_id
+    answer = Message(
+        id=answer_id,
+        conversation=conversation,
+        parent_message_id=user_message_id,
+        role=Message.Role.ASSISTANT,
+        content="",
+        status=Message.Status.STREAMING,
+        metadata={"tier": request.options.tier},
+    )
+    Message.objects.bulk_create([m for m in (user_message, answer) if m is not None])
+    if request.mode is not Mode.NEW:
+        Conversation.objects.filter(pk=conversation.pk).update(
+            active_leaf=answer_id, updated_at=timezone.now()
+        )
+    return PreparedTurn(
+        answer_id=answer_id,
+        conversation_id=conversation.id,
+        user_message_id=user_message_id,
+        branch=tuple(
+            ChatMessage(role=m.role, content=m.content)
+            for m in path
+            # A failed answer and an empty message are not part of what was said.
+            if m.content and not (m.role == Message.Role.ASSISTANT and m.status == Message.Status.ERROR)
+        ),
+        created=request.mode is Mode.NEW,
+        title=conversation.title,
+        siblings=siblings,
+    )
+
+
+def _store_history(conversation: Conversation, history: tuple[tuple[str, str], ...]) -> uuid.UUID | None:
+    parent = None
+    rows = []
+    for role, text in history:
+        rows.append(
+            Message(
+                conversation=conversation,
+                parent_message_id=parent,
+                role=role,
+                content=text,
+                status=Message.Status.COMPLETE,
+            )
+        )
+        parent = rows[-1].id
+    if rows:
+        Message.objects.bulk_create(rows)
+    return parent
+
+
+def _branch(conversation: Conversation, leaf_id: uuid.UUID | None) -> list[Message]:
+    """The path from the root to ``leaf_id`` (inclusive), oldest first."""
+    if leaf_id is None:
+        return []
+    rows = {
+        m.id: m
+        for m in Message.objects.filter(conversation=conversation).only(
+            "id", "parent_message_id", "role", "content", "status", "created_at"
+        )
+    }
+    return tree.path_to(rows, leaf_id)
+
+
+def title_from(content: str) -> str:
+    line = " ".join(content.split())
+    return line if len(line) <= 60 else line[:57].rstrip() + "…"
+
+
+# ---- while it runs, and at the end ------------------------------------------------------------
+def checkpoint(answer_id: uuid.UUID, text: str) -> bool:
+    """Write the text so far; True when another process asked for this answer to stop."""
+    Message.objects.filter(pk=answer_id, status=Message.Status.STREAMING).update(
+        content=text, updated_at=timezone.now()
+    )
+    return bool(settings.REDIS_URL and cache.get(STOP_KEY.format(answer_id)))
+
+
+def finish(answer: FinalAnswer) -> None:
+    with transaction.atomic():
+        Message.objects.filter(pk=answer.answer_id).update(
+            content=answer.content,
+            status=answer.status,
+            metadata=answer.metadata,
+            data_parts=answer.data_parts or None,
+            tool_invocations=answer.tool_invocations or None,
+            updated_at=timezone.now(),
+        )
+        recording.record_attempts(
+            user_id=answer.user_id,
+            message_id=answer.answer_id,
+            conversation_id=answer.conversation_id,
+            tier=answer.tier,
+            trace_id=answer.trace_id,
+            priced=answer.priced,
+        )
+        Conversation.objects.filter(pk=answer.conversation_id).update(updated_at=timezone.now())
+
+
+def request_stop(user, answer_id: uuid.UUID) -> bool:
+    """Ask whichever process writes this answer to stop (it looks at every checkpoint)."""
+    owned = Message.objects.filter(
+        pk=answer_id, conversation__user=user, status=Message.Status.STREAMING
+    ).exists()
+    if owned:
+        cache.set(STOP_KEY.format(answer_id), 1, 600)
+    return owned
+
+
+def touch(answer_ids: list[uuid.UUID]) -> None:
+    """The heartbeat: these answers are still being written."""
+    Message.objects.filter(pk__in=answer_ids, status=Message.Status.STREAMING).update(
+        updated_at=timezone.now()
+    )
+
+
+def settle_orphans(*, conversation_id=None, message_id=None, exclude=()) -> int:
+    """Streaming answers no process has touched for ORPHAN_AFTER: their process died (a restart,
+    a crash). The text so far is kept: `incomplete`, or `error` when there was none."""
+    stale = Message.objects.filter(
+        status=Message.Status.STREAMING, updated_at__lt=timezone.now() - ORPHAN_AFTER
+    ).exclude(pk__in=list(exclude))
+    if conversation_id is not None:
+        stale = stale.filter(conversation_id=conversation_id)
+    if message_id is not None:
+        stale = stale.filter(pk=message_id)
+    return stale.filter(content="").update(status=Message.Status.ERROR) + stale.update(
+        status=Message.Status.INCOMPLETE
+    )
+
+
+# ---- what a watcher in another process reads ----------------------------------------------------
+def answer_state(answer_id: uuid.UUID) -> AnswerState | None:
+    row = Message.objects.filter(pk=answer_id).values("content", "status", "updated_at").first()
+    if row is None:
+        return None
+    streaming = row["status"] == Message.Status.STREAMING
+    return AnswerState(
+        content=row["content"],
+        streaming=streaming,
+        stale=streaming and row["updated_at"] < timezone.now() - ORPHAN_AFTER,
+    )
+
+
+def finished_event(answer_id: uuid.UUID) -> TurnFinished:
+    """A stored answer as the last event of a watch (its parts not streamed: ``live=False``)."""
+    message = Message.objects.filter(pk=answer_id).first()
+    if message is None:
+        return TurnFinished(
+            message_id=str(answer_id),
+            conversation_id="",
+            status=Message.Status.ERROR,
+            content="",
+            metadata={},
+            error="The answer was deleted.",
+            live=False,
+            gone=True,
+        )
+    parts = message.data_parts or []
+    return TurnFinished(
+        message_id=str(message.id),
+        conversation_id=str(message.conversation_id),
+        status=message.status,
+        content=message.content,
+        metadata=message.metadata or {},
+        data_parts=parts,
+        error=next((p.get("error", "") for p in parts if p.get("type") == "error"), ""),
+        siblings=_siblings(message),
+        is_edited=message.is_edited,
+        live=False,
+    )
+
+
+def _siblings(message: Message) -> Siblings:
+    ids = list(
+        Message.objects.filter(
+            conversation_id=message.conversation_id, parent_message_id=message.parent_message_id
+        )
+        .order_by("created_at")
+        .values_list("id", flat=True)
+    )
+    i = ids.index(message.id)
+    return Siblings(i + 1, len(ids), ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None)
+
+
+# ---- what an API request names (the AI SDK's chat ids and triggers) -------------------------------
+def conversation_owner(conversation_id: uuid.UUID):
+    return Conversation.objects.filter(pk=conversation_id).values_list("user_id", flat=True).first()
+
+
+def answer_to_regenerate(conversation_id: uuid.UUID, answer_id: uuid.UUID | None) -> uuid.UUID | None:
+    """``answer_id`` if it is an answer in the conversation, else the answer at its active leaf."""
+    answers = Message.objects.filter(conversation_id=conversation_id, role=Message.Role.ASSISTANT)
+    if answer_id is not None and answers.filter(pk=answer_id).exists():
+        return answer_id
+    leaf = Conversation.objects.filter(pk=conversation_id).values_list("active_leaf_id", flat=True).first()
+    if leaf is not None and answers.filter(pk=leaf).exists():
+        return leaf
+    return None
+
+
+def is_user_message(conversation_id: uuid.UUID, message_id: uuid.UUID) -> bool:
+    return Message.objects.filter(
+        pk=message_id, conversation_id=conversation_id, role=Message.Role.USER
+    ).exists()
