@@ -6,7 +6,7 @@ from accounts.models import ApiKey, User
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    fieldsets = (*BaseUserAdmin.fieldsets, ("Chimera", {"fields": ("tier",)}))
+    fieldsets = (*(BaseUserAdmin.fieldsets or ()), ("Chimera", {"fields": ("tier",)}))
     add_fieldsets = (*BaseUserAdmin.add_fieldsets, ("Chimera", {"fields": ("tier",)}))
     list_display = ("username", "email", "tier", "is_staff", "date_joined")
     list_filter = ("tier", "is_staff", "is_active")

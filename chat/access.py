@@ -46,11 +46,12 @@ async def aconversation_for(user, conversation_id) -> Conversation:
 
 def _messages(user, message_id, conversation_id=None):
     pk = as_uuid(message_id)
-    if pk is None or (conversation_id is not None and as_uuid(conversation_id) is None):
+    cid = as_uuid(conversation_id)
+    if pk is None or (conversation_id is not None and cid is None):
         return None
     rows = Message.objects.filter(pk=pk, conversation__user=user)
-    if conversation_id is not None:
-        rows = rows.filter(conversation_id=as_uuid(conversation_id))
+    if cid is not None:
+        rows = rows.filter(conversation_id=cid)
     return rows
 
 

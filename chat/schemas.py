@@ -88,6 +88,18 @@ class MediaPart(BaseModel):
     metadata: Any = None
 
 
+class SourcePart(BaseModel):
+    """A passage an answer drew on (useRAG, searchKnowledge): the page numbers them as citations.
+    Sent to AI SDK clients as their own ``source-document`` part."""
+
+    type: Literal["source-document"] = "source-document"
+    sourceId: str
+    title: str
+    mediaType: str = "text/plain"
+    url: str | None = None  # where the passage is (a knowledge document or a message)
+    excerpt: str | None = None
+
+
 class ProviderSwitchPart(BaseModel):
     """Chimera's own addition: the answer moved to another provider mid-stream."""
 
@@ -108,6 +120,7 @@ ChimeraDataPart = Annotated[
     | MarkdownPart
     | CodePart
     | MediaPart
+    | SourcePart
     | ProviderSwitchPart,
     Field(discriminator="type"),
 ]

@@ -178,8 +178,10 @@ class UIMessageStreamEncoder:
             elif tp is TurnFinished:
                 self.turn_finished(event, out)
                 break
-            elif isinstance(event, BaseModel) and isinstance(getattr(event, "type", None), str):
-                self.data(event.type, _data(event), out)  # any other ChimeraDataPart
+            elif isinstance(event, BaseModel):
+                kind = getattr(event, "type", None)
+                if isinstance(kind, str):
+                    self.data(kind, _data(event), out)  # any other ChimeraDataPart
         if pending:
             self.text("".join(pending), out)
         return b"".join(out)
@@ -203,7 +205,7 @@ class UIMessageStreamEncoder:
             self.snapshot(event.content, out)
             for data_part in parts:
                 kind = data_part.get("type")
-                if kind in ("thinking", "error"):
+                if not isinstance(kind, str) or kind in ("thinking", "error"):
                     continue
                 self.data(kind, {k: v for k, v in data_part.items() if k != "type"}, out)
             error = next((p for p in parts if p.get("type") == "error"), None)

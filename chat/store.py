@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -31,7 +31,7 @@ from chat.errors import NotFound, RateLimited
 from chat.events import Siblings, TurnFinished
 from chat.models import Conversation, Message
 from chat.request import Mode, TurnRequest
-from providers.base import ChatMessage
+from providers.base import ChatMessage, Role
 from usage import limits, recording
 
 # A `streaming` message not checkpointed for this long belongs to a process that died.
@@ -120,7 +120,8 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
         else:
             if target.role != Message.Role.ASSISTANT or target.parent_message_id is None:
                 raise NotFound("There is no answer with that id to regenerate.")
-            path = _branch(conversation, target.parent_message_id)
+            user_message_id = target.parent_message_id
+            path = _branch(conversation, user_message_id)
             earlier = list(
                 Message.objects.filter(parent_message_id=target.parent_message_id)
                 .order_by("created_at")
@@ -139,8 +140,6 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
         )
         path.append(user_message)
         user_message_id = user_message.id
-    else:
-        user_message_id = target.parent_message_id
     answer = Message(
         id=answer_id,
         conversation=conversation,
@@ -160,7 +159,7 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
         conversation_id=conversation.id,
         user_message_id=user_message_id,
         branch=tuple(
-            ChatMessage(role=m.role, content=m.content)
+            ChatMessage(role=cast(Role, m.role), content=m.content)
             for m in path
             # A failed answer and an empty message are not part of what was said.
             if m.content and not (m.role == Message.Role.ASSISTANT and m.status == Message.Status.ERROR)

@@ -117,7 +117,7 @@ class MessageView:
     @property
     def cost(self):
         cost = self.metadata.get("cost")
-        return f"{float(cost):.4f}" if cost not in (None, "") else ""
+        return f"{float(cost):.4f}" if cost else ""
 
     @property
     def latency(self):
@@ -165,7 +165,7 @@ def branch_messages(conversation: Conversation) -> list[MessageView]:
         return []
     by_id = {m.id: m for m in messages}
     children = _children(messages)
-    leaf = by_id.get(conversation.active_leaf_id)
+    leaf = by_id.get(conversation.active_leaf_id) if conversation.active_leaf_id else None
     if leaf is None:
         roots = children.get(None) or []
         if not roots:

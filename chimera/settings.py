@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "providers",
     "usage",
     "chat",
+    "tools",
 ]
 
 MIDDLEWARE = [
@@ -193,6 +194,12 @@ CHIMERA_RATE_LIMIT_FREE = envint("CHIMERA_RATE_LIMIT_FREE", 100)
 CHIMERA_RATE_LIMIT_PRO = envint("CHIMERA_RATE_LIMIT_PRO", 1000)
 CHIMERA_RATE_LIMIT_WINDOW_S = envint("CHIMERA_RATE_LIMIT_WINDOW_S", 3600)
 CHIMERA_DEMO_USER = envstr("CHIMERA_DEMO_USER", "demo")
+
+# --- tools (the spec's ChimeraTools) ---------------------------------------------
+# Provider calls one answer may make while it uses tools (each call is one step, metered).
+CHIMERA_TOOL_MAX_STEPS = envint("CHIMERA_TOOL_MAX_STEPS", 5)
+# Which user tiers may use which tool, e.g. {"analyzeVideo": ["pro"]}; unset tools keep their defaults.
+CHIMERA_TOOL_TIERS: dict = json.loads(envstr("CHIMERA_TOOL_TIERS", "{}"))
 
 # --- alerts (the spec's thresholds) ----------------------------------------------
 CHIMERA_ALERT_ERROR_RATE = float(envstr("CHIMERA_ALERT_ERROR_RATE", "0.05"))

@@ -59,7 +59,7 @@ def _notify(alert: Alert) -> None:
 
 def evaluate(now=None) -> list[Alert]:
     now = now or timezone.now()
-    fired: list[Alert] = []
+    fired: list[Alert | None] = []
 
     def window(minutes):
         return UsageMetric.objects.filter(created_at__gte=now - timedelta(minutes=minutes))

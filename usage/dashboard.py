@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,12 +12,12 @@ from django.utils import timezone
 from usage.models import Alert, UsageMetric
 
 
-def percentile(values: list[int], p: float) -> int | None:
-    if not values:
+def percentile(values: Sequence[int | None], p: float) -> int | None:
+    known = sorted(v for v in values if v is not None)
+    if not known:
         return None
-    values = sorted(values)
-    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
-    return values[k]
+    k = max(0, min(len(known) - 1, round(p / 100 * (len(known) - 1))))
+    return known[k]
 
 
 def summary(hours: int = 24) -> dict:

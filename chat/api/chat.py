@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import IntegrityError
 from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from ninja import Router
 from pydantic import ValidationError
 
@@ -193,7 +194,7 @@ def turn_request(user, payload: ChatRequest) -> TurnRequest:
     summary="Send a message; the answer streams back (AI SDK UI message stream)",
     openapi_extra=STREAM_DOC,
 )
-async def chat_v2(request, payload: ChatRequest) -> HttpResponse:
+async def chat_v2(request, payload: ChatRequest) -> HttpResponseBase:
     user = request.auth
     if payload.id or payload.trigger or payload.messageId:
         asked = await db.run(turn_request, user, payload)
@@ -221,7 +222,7 @@ async def chat_v2(request, payload: ChatRequest) -> HttpResponse:
         }
     },
 )
-async def resume_chat(request, chat_id: str) -> HttpResponse:
+async def resume_chat(request, chat_id: str) -> HttpResponseBase:
     user = request.auth
     conversation = await aconversation_for(user, chat_uuid(user, chat_id))
     message = None

@@ -7,7 +7,7 @@ import uuid
 
 from asgiref.sync import sync_to_async
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from ninja import Field as NinjaField
 from ninja import Query, Router, Schema
 
@@ -48,10 +48,10 @@ STREAMED = {
 
 
 class ListQuery(Schema):
-    limit: int = NinjaField(20, ge=1, le=100)
-    offset: int = NinjaField(0, ge=0)
+    limit: int = NinjaField(default=20, ge=1, le=100)
+    offset: int = NinjaField(default=0, ge=0)
     archived: bool = False
-    q: str = NinjaField("", max_length=200)
+    q: str = NinjaField(default="", max_length=200)
 
 
 def _detail(conversation: Conversation) -> dict:
@@ -168,7 +168,7 @@ def select_branch(request, conversation_id: uuid.UUID, payload: MessageRef):
 )
 async def edit_message(
     request, conversation_id: uuid.UUID, message_id: uuid.UUID, payload: EditIn
-) -> HttpResponse:
+) -> HttpResponseBase:
     options = options_from(payload.config, payload.context)
     try:
         asked = TurnRequest.edit(request.auth, message_id, payload.content, options, conversation_id)
@@ -187,7 +187,7 @@ async def edit_message(
 )
 async def regenerate_message(
     request, conversation_id: uuid.UUID, message_id: uuid.UUID, payload: TurnIn | None = None
-) -> HttpResponse:
+) -> HttpResponseBase:
     payload = payload or TurnIn()
     options = options_from(payload.config, payload.context)
     asked = TurnRequest.regenerate(request.auth, message_id, options, conversation_id)
@@ -219,7 +219,7 @@ async def stop_message(request, conversation_id: uuid.UUID, message_id: uuid.UUI
         }
     },
 )
-async def attach_message(request, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponse:
+async def attach_message(request, conversation_id: uuid.UUID, message_id: uuid.UUID) -> HttpResponseBase:
     message = await db.run(message_for, request.auth, message_id, conversation_id)
     if message.role != Message.Role.ASSISTANT:
         raise TurnError("not_an_answer", "Only answers can be attached to.", 422, "message_id")

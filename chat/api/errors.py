@@ -7,11 +7,12 @@ over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` and auth failures all land here.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -119,11 +120,20 @@ def _unexpected(request, exc: Exception) -> JsonResponse:
     return error_response("internal_error", "Something went wrong on our side. Try again.", 500)
 
 
+E = TypeVar("E", bound=Exception)
+
+
+def _on(api: NinjaAPI, exc_class: type[E], handler: Callable[[HttpRequest, E], HttpResponse]) -> None:
+    # ninja types a handler's second argument as "the exception or its class"; it only ever
+    # passes the instance, which is what these handlers take.
+    api.add_exception_handler(exc_class, cast(Any, handler))
+
+
 def install(api: NinjaAPI) -> None:
-    api.add_exception_handler(Exception, _unexpected)
-    api.add_exception_handler(ValidationError, _validation)
-    api.add_exception_handler(HttpError, _http_error)
-    api.add_exception_handler(AuthenticationError, _not_authenticated)
-    api.add_exception_handler(TurnError, _turn_error)
-    api.add_exception_handler(Http404, _not_found)
-    api.add_exception_handler(RequestDataTooBig, lambda request, exc: _too_large())
+    _on(api, Exception, _unexpected)
+    _on(api, ValidationError, _validation)
+    _on(api, HttpError, _http_error)
+    _on(api, AuthenticationError, _not_authenticated)
+    _on(api, TurnError, _turn_error)
+    _on(api, Http404, _not_found)
+    _on(api, RequestDataTooBig, lambda request, exc: _too_large())

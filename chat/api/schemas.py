@@ -44,8 +44,8 @@ class MessageIn(Schema):
 
 class ChatConfig(Schema):
     model: Tier = "balanced"
-    temperature: float = Field(0.7, ge=0, le=2)
-    maxTokens: int = Field(1000, ge=1, le=4000)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    maxTokens: int = Field(default=1000, ge=1, le=4000)
     tools: list[ToolName] | None = None
 
 
@@ -62,9 +62,9 @@ class ChatRequest(Schema):
     context: ChatContext | None = None
     # Sent by the AI SDK's DefaultChatTransport (useChat): the chat's id, what triggered the request,
     # and the message it concerns (regenerate: the answer to replace).
-    id: str | None = Field(None, max_length=200)
+    id: str | None = Field(default=None, max_length=200)
     trigger: Literal["submit-message", "regenerate-message"] | None = None
-    messageId: str | None = Field(None, max_length=200)
+    messageId: str | None = Field(default=None, max_length=200)
 
 
 class TurnIn(Schema):
@@ -158,7 +158,7 @@ class ConversationDetail(ConversationOut):
 
 
 class ConversationPatch(Schema):
-    title: str | None = Field(None, min_length=1, max_length=200)
+    title: str | None = Field(default=None, min_length=1, max_length=200)
     isArchived: bool | None = None
 
 
@@ -173,7 +173,7 @@ class StopOut(Schema):
 
 # ---- API keys -----------------------------------------------------------------------
 class ApiKeyIn(Schema):
-    name: str = Field("default", min_length=1, max_length=100)
+    name: str = Field(default="default", min_length=1, max_length=100)
 
 
 class ApiKeyOut(Schema):

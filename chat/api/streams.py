@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from chat import sse
 from chat.api.errors import error_response
@@ -79,7 +80,7 @@ def _stream_response(body, headers: dict[str, str]) -> StreamingHttpResponse:
     return response
 
 
-async def respond(request, turn: Turn) -> HttpResponse:
+async def respond(request, turn: Turn) -> HttpResponseBase:
     """The answer to a turn just started: streamed, or (blocking) one JSON body."""
     answer = await watch(turn.id, turn)
     if blocking(request, turn):
@@ -134,7 +135,7 @@ def blocking_response(turn: Turn, finished: TurnFinished) -> JsonResponse:
     return response
 
 
-async def attach_response(turn: Turn | None, message: Message) -> HttpResponse:
+async def attach_response(turn: Turn | None, message: Message) -> HttpResponseBase:
     """Everything so far, then live: from the running turn in this process, else the database."""
     answer = await watch(message.id, turn)
     encoder = sse.UIMessageStreamEncoder(str(message.id))
