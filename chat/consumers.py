@@ -22,6 +22,7 @@ from chat.errors import NotFound, TurnError
 from chat.request import TurnOptions, TurnRequest
 from chat.turns import Turn, start_turn, stop_turn
 from chat.watch import watch
+from tools.registry import TOOLS
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._error(exc.message, testid)
 
     def _turn_request(self, action: str, data: dict) -> TurnRequest:
-        options = TurnOptions(tier=str(data.get("tier") or "balanced"))
+        # The composer's Tools toggle ("on") offers every tool; a list names some. The user's plan
+        # decides which of them are allowed.
+        asked = data.get("tools")
+        if asked in ("on", "true", True):
+            tools = tuple(TOOLS)
+        elif isinstance(asked, list):
+            tools = tuple(name for name in TOOLS if name in asked)
+        else:
+            tools = ()
+        options = TurnOptions(tier=str(data.get("tier") or "balanced"), tools=tools)
         conversation_id = data.get("conversation_id") or None
         if action == "send":
             return TurnRequest.send(self.user, data.get("message"), options, conversation_id)

@@ -3,7 +3,11 @@
 The stream a watcher sees (``chat.watch``) is made of:
 
 - ``providers.events.TextDelta`` / ``ReasoningDelta``: the answer as it is written (the hot path);
-- the spec's data parts (``chat.schemas``): ``ProviderSwitchPart``, ``ToolCallPart``, ``ErrorPart``;
+- ``providers.events.ToolInputDelta``: a tool call's arguments as the model writes them;
+- the spec's data parts (``chat.schemas``): ``ProviderSwitchPart``, ``ToolCallPart`` (each status
+  change of a call: pending, running, success/error), ``ErrorPart``, and the parts a tool produced
+  (charts, tables, code, sources);
+- ``StepFinished``: a provider call and its tool calls are over, the next call starts;
 - ``TextSnapshot``: the whole text so far, replacing what the viewer shows (re-attaching, or
   following an answer another process writes);
 - ``TurnFinished``: always last, once the answer is saved.
@@ -24,6 +28,14 @@ class TextSnapshot:
 
     text: str
     kind: str = "text-snapshot"
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished:
+    """One provider call of the answer is over and its tool calls have run; the next step starts."""
+
+    step: int
+    kind: str = "step-finished"
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ class TurnOptions:
     max_tokens: int = 1000
     include_history: bool = True
     system: str = ""
-    tools: tuple[dict[str, Any], ...] = ()
+    tools: tuple[str, ...] = ()  # names of the tools the model may call (tools/registry.py)
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:

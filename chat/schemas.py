@@ -49,11 +49,17 @@ class ErrorPart(BaseModel):
 
 
 class ToolCallPart(BaseModel):
+    """A tool the model called, and how it went (Chimera adds the id, ``running``, result and timing)."""
+
     type: Literal["tool-call"] = "tool-call"
-    toolCallId: str | None = None  # the provider's id for the call (Chimera's addition)
+    toolCallId: str | None = None  # the provider's id for the call
     toolName: str
     args: Any = None
-    status: Literal["pending", "success", "error"] = "pending"
+    status: Literal["pending", "running", "success", "error"] = "pending"
+    result: Any = None  # what the model was given back (success)
+    error: str | None = None  # why it failed, in plain words (error)
+    durationMs: int | None = None
+    step: int | None = None  # which provider call of the answer asked for it (1-based)
 
 
 class ComponentPart(BaseModel):

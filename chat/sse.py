@@ -30,9 +30,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from chat.events import TextSnapshot, TurnFinished
-from chat.schemas import ErrorPart, ProviderSwitchPart, ToolCallPart, dump_part
-from providers.events import ReasoningDelta, TextDelta
+from chat.events import StepFinished, TextSnapshot, TurnFinished
+from chat.schemas import ErrorPart, ProviderSwitchPart, SourcePart, ToolCallPart, dump_part
+from providers.events import ReasoningDelta, TextDelta, ToolInputDelta
 
 HEADERS = {
     "Cache-Control": "no-cache",
@@ -64,7 +64,7 @@ def finish_reason(reason: str | None, status: str, error: bool) -> str:
 class UIMessageStreamEncoder:
     """Encodes one assistant message's events; keeps which text/reasoning part is open."""
 
-    __slots__ = ("_n", "_reasoning_id", "_sent", "_text_id", "finished", "message_id")
+    __slots__ = ("_n", "_reasoning_id", "_sent", "_text_id", "_tools", "finished", "message_id")
 
     def __init__(self, message_id: str) -> None:
         self.message_id = message_id
@@ -72,6 +72,7 @@ class UIMessageStreamEncoder:
         self._reasoning_id: str | None = None
         self._n = 0
         self._sent: list[str] = []  # the text the client has (since the last restart)
+        self._tools: dict[str, str] = {}  # tool call id -> what the client has of it: "started" / "input"
         self.finished = False
 
     # ---- parts around the answer ---------------------------------------------------
@@ -117,6 +118,71 @@ class UIMessageStreamEncoder:
         if part_id:
             obj["id"] = part_id
         out.append(part(obj))
+
+    # ---- tools, sources, steps ------------------------------------------------------
+    def _tool_started(self, call_id: str, name: str, out: list[bytes]) -> None:
+        if call_id not in self._tools:
+            self._close_reasoning(out)
+            self._close_text(out)
+            self._tools[call_id] = "started"
+            out.append(part({"type": "tool-input-start", "toolCallId": call_id, "toolName": name}))
+
+    def tool_input_delta(self, call_id: str, name: str, text: str, out: list[bytes]) -> None:
+        """The model is writing a call's arguments."""
+        self._tool_started(call_id, name, out)
+        out.append(part({"type": "tool-input-delta", "toolCallId": call_id, "inputTextDelta": text}))
+
+    def tool_call(self, call: dict[str, Any], out: list[bytes]) -> None:
+        """A call's state (a stored ``tool-call`` part): the AI SDK's tool parts for what the client
+        lacks, then the ``data-tool-call`` part (same id, so a client keeps only the newest)."""
+        call_id = str(call.get("toolCallId") or "")
+        name = str(call.get("toolName") or "")
+        status = call.get("status")
+        if call_id:
+            self._tool_started(call_id, name, out)
+            if self._tools[call_id] != "input":
+                self._tools[call_id] = "input"
+                out.append(
+                    part(
+                        {
+                            "type": "tool-input-available",
+                            "toolCallId": call_id,
+                            "toolName": name,
+                            "input": call.get("args"),
+                        }
+                    )
+                )
+            if status == "success":
+                out.append(
+                    part(
+                        {"type": "tool-output-available", "toolCallId": call_id, "output": call.get("result")}
+                    )
+                )
+            elif status == "error":
+                error = str(call.get("error") or "The tool failed.")
+                out.append(part({"type": "tool-output-error", "toolCallId": call_id, "errorText": error}))
+        self.data("tool-call", {k: v for k, v in call.items() if k != "type"}, out, part_id=call_id or None)
+
+    def source(self, source: dict[str, Any], out: list[bytes]) -> None:
+        """A cited passage, as the AI SDK's own ``source-document`` part (its link and excerpt in
+        ``providerMetadata.chimera``)."""
+        extra = {k: source[k] for k in ("url", "excerpt") if source.get(k)}
+        obj: dict[str, Any] = {
+            "type": "source-document",
+            "sourceId": str(source.get("sourceId", "")),
+            "mediaType": str(source.get("mediaType") or "text/plain"),
+            "title": str(source.get("title", "")),
+        }
+        if extra:
+            obj["providerMetadata"] = {"chimera": extra}
+        out.append(part(obj))
+
+    def next_step(self, out: list[bytes]) -> None:
+        """One provider call is over (its tools ran): the next one is a new step."""
+        self._close_reasoning(out)
+        self._close_text(out)
+        out.append(part({"type": "finish-step"}))
+        out.append(part({"type": "start-step"}))
 
     def switch(self, data: dict[str, Any], out: list[bytes]) -> None:
         """A provider switch; in ``restart`` mode the text so far is to be replaced."""
@@ -171,8 +237,14 @@ class UIMessageStreamEncoder:
                 self.snapshot(event.text, out)
             elif tp is ProviderSwitchPart:
                 self.switch(event.model_dump(exclude={"type"}), out)
+            elif tp is ToolInputDelta:
+                self.tool_input_delta(event.id, event.name, event.text, out)
             elif tp is ToolCallPart:
-                self.data("tool-call", _data(event), out, part_id=event.toolCallId)
+                self.tool_call(dump_part(event), out)
+            elif tp is SourcePart:
+                self.source(dump_part(event), out)
+            elif tp is StepFinished:
+                self.next_step(out)
             elif tp is ErrorPart:
                 self.error(event.error, event.retryable, event.provider, out)
             elif tp is TurnFinished:
@@ -207,7 +279,12 @@ class UIMessageStreamEncoder:
                 kind = data_part.get("type")
                 if not isinstance(kind, str) or kind in ("thinking", "error"):
                     continue
-                self.data(kind, {k: v for k, v in data_part.items() if k != "type"}, out)
+                if kind == "tool-call":
+                    self.tool_call(data_part, out)
+                elif kind == "source-document":
+                    self.source(data_part, out)
+                else:
+                    self.data(kind, {k: v for k, v in data_part.items() if k != "type"}, out)
             error = next((p for p in parts if p.get("type") == "error"), None)
             if error is not None:
                 self.error(error.get("error", ""), bool(error.get("retryable")), error.get("provider"), out)

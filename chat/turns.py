@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import time
 import uuid
@@ -31,7 +32,7 @@ from typing import Any
 from django.conf import settings
 
 from chat import db, store
-from chat.events import Siblings, TurnFinished
+from chat.events import Siblings, StepFinished, TurnFinished
 from chat.models import Message
 from chat.request import TurnRequest
 from chat.schemas import (
@@ -54,9 +55,12 @@ from providers.events import (
     StreamError,
     TextDelta,
     ToolCall,
+    ToolInputDelta,
     Usage,
 )
 from providers.router import get_router
+from tools import registry as tool_registry
+from tools.base import ToolContext
 from usage import limits, recording
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,8 @@ log = logging.getLogger(__name__)
 HISTORY_CHAR_BUDGET = 120_000
 # Every process touches its running answers this often, so no other process takes one for dead.
 HEARTBEAT_S = 10.0
+# A tool's output as the model reads it back, at most (characters of JSON).
+TOOL_RESULT_CHARS = 16_000
 INTERNAL_ERROR = "Something went wrong while answering. Your message is saved; try again."
 
 
@@ -72,8 +78,9 @@ async def start_turn(request: TurnRequest) -> Turn:
     """Rate-limit, persist, then launch the answer. Raises TurnError (RateLimited, NotFound, …)."""
     flags = await aget_flags()
     limit = limits.limit_for(request.user, flags)
+    offered = tool_registry.definitions(request.options.tools, getattr(request.user, "tier", "free"))
     prepared = await db.run(store.prepare, request, limit)
-    turn = Turn(request, prepared, flags)
+    turn = Turn(request, prepared, flags, tool_definitions=offered)
     _running[turn.id] = turn
     # A fresh context: the turn outlives the request, so it must not inherit the request's
     # thread-sensitive executor (and its database connection).
@@ -100,6 +107,14 @@ def prompt(branch: tuple[ChatMessage, ...], request: TurnRequest) -> tuple[ChatM
     return tuple(kept)
 
 
+def _as_tool_text(output: Any) -> str:
+    """A tool's output as the text of a ``tool`` message: JSON, cut to TOOL_RESULT_CHARS."""
+    text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, default=str)
+    if len(text) > TOOL_RESULT_CHARS:
+        text = text[:TOOL_RESULT_CHARS] + f" … [cut: {len(text):,} characters in all]"
+    return text
+
+
 @dataclass(slots=True)
 class Turn:
     request: TurnRequest
@@ -110,7 +125,8 @@ class Turn:
     text_parts: list[str] = field(default_factory=list)
     reasoning_parts: list[str] = field(default_factory=list)
     parts: list[Any] = field(default_factory=list)  # ChimeraDataPart models, in order
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # Tools offered to the model (definitions, already filtered by what the user's tier may use).
+    tool_definitions: tuple[dict[str, Any], ...] = ()
     attempts: list[AttemptFinished] = field(default_factory=list)
     provider: str = ""
     model: str = ""
@@ -128,6 +144,10 @@ class Turn:
     _last_checkpoint: float = 0.0
     _checkpoint_task: asyncio.Task | None = None
     _checkpointed_len: int = 0
+    _step_text_from: int = 0  # where the current step's text starts in text_parts
+    _separate: bool = False  # the step's first text needs a paragraph break before it
+    _calls: list[ToolCall] = field(default_factory=list)  # the current step's tool calls
+    _tool_at: dict[str, int] = field(default_factory=dict)  # tool call id -> its part's index in parts
 
     # ---- who and where --------------------------------------------------------------
     @property
@@ -176,36 +196,22 @@ class Turn:
 
     # ---- the run ------------------------------------------------------------------
     async def run(self) -> None:
-        options = self.request.options
-        checkpoint_s = settings.CHIMERA_CHECKPOINT_MS / 1000
+        """The answer: one provider call (a step), then — while the model asks for tools and the
+        step limit allows — the tools run and their results go back to the model for the next step."""
         self._last_checkpoint = self.started_at
-        publish = self._publish
+        messages = prompt(self.prepared.branch, self.request)
+        last_step = max(1, settings.CHIMERA_TOOL_MAX_STEPS)
         try:
-            stream = get_router().stream(
-                tier=options.tier,
-                messages=prompt(self.prepared.branch, self.request),
-                temperature=options.temperature,
-                max_tokens=options.max_tokens,
-                tools=options.tools,
-                reasoning=options.tier == "reasoning",
-                trace_id=self.trace_id,
-                flags=self.flags,
-                use_cache=self.request.reuses_cached_answers,
-            )
-            try:
-                async for event in stream:
-                    if type(event) is TextDelta:  # the hot path: an append, a publish
-                        self.text_parts.append(event.text)
-                        if self.ttft_ms is None:
-                            self.ttft_ms = int((time.monotonic() - self.started_at) * 1000)
-                        publish(event)
-                        now = time.monotonic()
-                        if now - self._last_checkpoint >= checkpoint_s:
-                            self._checkpoint(now)
-                        continue
-                    self._absorb(event)
-            finally:
-                await stream.aclose()
+            for step in range(1, last_step + 1):
+                # The last step offers no tools: the model must answer with what it has.
+                offered = self.tool_definitions if step < last_step else ()
+                calls = await self._step(step, messages, offered)
+                if not calls or self.error is not None:
+                    break
+                step_text = "".join(self.text_parts[self._step_text_from :])
+                results = await self._run_tools(step, calls)
+                messages = (*messages, ChatMessage("assistant", step_text, tool_calls=tuple(calls)), *results)
+                self._publish(StepFinished(step))
         except asyncio.CancelledError:
             self.stopped = True
             raise
@@ -215,10 +221,52 @@ class Turn:
         finally:
             await asyncio.shield(self._finish())
 
-    def _absorb(self, event: Event) -> None:
+    async def _step(
+        self, step: int, messages: tuple[ChatMessage, ...], offered: tuple[dict[str, Any], ...]
+    ) -> list[ToolCall]:
+        """One provider call, streamed; returns the tool calls it asked for."""
+        options = self.request.options
+        checkpoint_s = settings.CHIMERA_CHECKPOINT_MS / 1000
+        publish = self._publish
+        self._step_text_from = len(self.text_parts)
+        self._calls = []
+        self._separate = bool(self._step_text_from)  # a later step's text starts a new paragraph
+        stream = get_router().stream(
+            tier=options.tier,
+            messages=messages,
+            temperature=options.temperature,
+            max_tokens=options.max_tokens,
+            tools=offered,
+            reasoning=options.tier == "reasoning",
+            trace_id=self.trace_id,
+            flags=self.flags,
+            use_cache=self.request.reuses_cached_answers,
+        )
+        try:
+            async for event in stream:
+                if type(event) is TextDelta:  # the hot path: an append, a publish
+                    if self._separate:
+                        self._separate = False
+                        event = TextDelta("\n\n" + event.text.lstrip())
+                    self.text_parts.append(event.text)
+                    if self.ttft_ms is None:
+                        self.ttft_ms = int((time.monotonic() - self.started_at) * 1000)
+                    publish(event)
+                    now = time.monotonic()
+                    if now - self._last_checkpoint >= checkpoint_s:
+                        self._checkpoint(now)
+                    continue
+                self._absorb(event, step)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]  # an async generator; the interface says iterator
+        return self._calls if self.finish_reason == "tool-calls" or self._calls else []
+
+    def _absorb(self, event: Event, step: int) -> None:
         """Everything but text: reasoning, bookkeeping, switches, tool calls, the end."""
         if isinstance(event, ReasoningDelta):
             self.reasoning_parts.append(event.text)
+            self._publish(event)
+        elif isinstance(event, ToolInputDelta):
             self._publish(event)
         elif isinstance(event, AttemptStarted):
             self.provider, self.model = event.provider, event.model
@@ -229,7 +277,10 @@ class Turn:
         elif isinstance(event, ProviderSwitched):
             self.provider, self.model = event.to_provider, event.model
             if event.mode == "restart":
-                self.text_parts.clear()
+                # The step starts over on the next provider: its text and tool calls go, earlier steps stay.
+                del self.text_parts[self._step_text_from :]
+                self._calls = []
+                self._separate = bool(self._step_text_from)
             self._add_part(
                 ProviderSwitchPart(
                     fromProvider=event.from_provider,
@@ -240,12 +291,77 @@ class Turn:
                 )
             )
         elif isinstance(event, ToolCall):
-            self.tool_calls.append({"id": event.id, "toolName": event.name, "args": event.args})
-            self._add_part(ToolCallPart(toolCallId=event.id, toolName=event.name, args=event.args))
+            call = ToolCall(self._call_id(event.id), event.name, event.args)
+            self._calls.append(call)
+            self._set_tool_part(
+                ToolCallPart(toolCallId=call.id, toolName=call.name, args=call.args, step=step)
+            )
         elif isinstance(event, Finish):
             self.finish_reason = event.reason
         elif isinstance(event, StreamError):
             self._fail(event)
+
+    def _call_id(self, given: str) -> str:
+        """The provider's id, made unique within the answer (Gemini may send none or repeat one)."""
+        call_id = given or f"call_{len(self._tool_at) + 1}"
+        while call_id in self._tool_at:
+            call_id = f"{given or 'call'}_{len(self._tool_at) + 1}"
+        return call_id
+
+    # ---- tools --------------------------------------------------------------------
+    async def _run_tools(self, step: int, calls: list[ToolCall]) -> list[ChatMessage]:
+        """Run the step's calls side by side; each result (or error) becomes a ``tool`` message."""
+        ctx = ToolContext(
+            user_id=self.user_id,
+            user_tier=getattr(self.request.user, "tier", "free"),
+            conversation_id=self.conversation_id,
+            answer_id=self.id,
+            trace_id=self.trace_id,
+        )
+        for call in calls:
+            self._set_tool_part(self._tool_part(call.id).model_copy(update={"status": "running"}))
+        outcomes = await asyncio.gather(*(tool_registry.invoke(c.name, c.args, ctx) for c in calls))
+        messages = []
+        for call, outcome in zip(calls, outcomes, strict=True):
+            self.attempts.extend(outcome.attempts)  # a tool's own provider calls are billed too
+            part = self._tool_part(call.id)
+            if outcome.result is not None:
+                result = outcome.result
+                self._set_tool_part(
+                    part.model_copy(
+                        update={
+                            "status": "success",
+                            "result": result.output,
+                            "durationMs": outcome.duration_ms,
+                        }
+                    )
+                )
+                for extra in result.parts:
+                    self._add_part(extra)
+                content = _as_tool_text(result.output)
+            else:
+                self._set_tool_part(
+                    part.model_copy(
+                        update={"status": "error", "error": outcome.error, "durationMs": outcome.duration_ms}
+                    )
+                )
+                content = _as_tool_text({"error": outcome.error})
+            messages.append(ChatMessage("tool", content, tool_call_id=call.id, name=call.name))
+        return messages
+
+    def _tool_part(self, call_id: str) -> ToolCallPart:
+        return self.parts[self._tool_at[call_id]]
+
+    def _set_tool_part(self, part: ToolCallPart) -> None:
+        """A call's card, new or with a new status: replaced in place, and published."""
+        assert part.toolCallId is not None
+        at = self._tool_at.get(part.toolCallId)
+        if at is None:
+            self._tool_at[part.toolCallId] = len(self.parts)
+            self.parts.append(part)
+        else:
+            self.parts[at] = part
+        self._publish(part)
 
     def _add_part(self, part: Any) -> None:
         self.parts.append(part)
@@ -306,7 +422,7 @@ class Turn:
                     status=self.status,
                     metadata=metadata,
                     data_parts=data_parts,
-                    tool_invocations=self.tool_calls,
+                    tool_invocations=[d for d in data_parts if d["type"] == "tool-call"],
                     priced=priced,
                 ),
             )

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from providers.events import Event
+from providers.events import Event, ToolCall
 
 Role = Literal["system", "user", "assistant", "tool"]
 Wire = Literal["openai_compat", "gemini", "anthropic"]
@@ -20,8 +20,21 @@ Wire = Literal["openai_compat", "gemini", "anthropic"]
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
+    """One message of the conversation sent to a provider.
+
+    An assistant message may carry the tool calls it made (``tool_calls``); a ``tool`` message is
+    the result of one call (``tool_call_id``, the tool's ``name``, the result as JSON text).
+    Each adapter maps these to its wire's own shapes.
+    """
+
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    name: str = ""
+    # Files the message refers to by URI (a YouTube URL, an uploaded file): wires that can read
+    # them attach them (Gemini); the others see only the text.
+    media: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

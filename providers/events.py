@@ -24,7 +24,19 @@ class ReasoningDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolInputDelta:
+    """A piece of a tool call's JSON arguments as the model writes them (before its ``ToolCall``)."""
+
+    id: str
+    name: str
+    text: str
+    kind: Literal["tool-input-delta"] = "tool-input-delta"
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCall:
+    """A complete tool call: its id, the tool's name, and the parsed arguments."""
+
     id: str
     name: str
     args: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +114,7 @@ class StreamError:
 Event = (
     TextDelta
     | ReasoningDelta
+    | ToolInputDelta
     | ToolCall
     | Usage
     | Finish

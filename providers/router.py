@@ -50,6 +50,7 @@ from providers.events import (
     StreamError,
     TextDelta,
     ToolCall,
+    ToolInputDelta,
     Usage,
 )
 from providers.factory import ModelFactory, current_flags, get_provider
@@ -286,7 +287,7 @@ class Router:
                             text_parts.append(ev.text)  # type: ignore[union-attr]
                         elif tp is ReasoningDelta:
                             reasoning_parts.append(ev.text)  # type: ignore[union-attr]
-                        elif tp is ToolCall:
+                        elif tp is ToolCall or tp is ToolInputDelta:
                             tool_calls = True
                         else:
                             continue  # router-level events are ours to make, not an adapter's

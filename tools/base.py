@@ -19,13 +19,17 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from providers.events import AttemptFinished
+
 
 class ToolError(Exception):
-    """A tool could not do what was asked; ``message`` says why, for the person and the model."""
+    """A tool could not do what was asked; ``message`` says why, for the person and the model.
+    ``attempts``: provider calls it made before failing (billed all the same)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, attempts: tuple[AttemptFinished, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
+        self.attempts = attempts
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,8 @@ class ToolContext:
 class ToolResult:
     output: Any  # what the model reads back (JSON-able: a dict, a list, a string)
     parts: tuple[BaseModel, ...] = ()  # ChimeraDataParts for the answer (charts, tables, code, sources)
+    # Provider calls the tool made itself (analyzeVideo asks Gemini): billed, so recorded as usage rows.
+    attempts: tuple[AttemptFinished, ...] = ()
 
 
 class Tool(abc.ABC):

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from pydantic import ValidationError
 
+from providers.events import AttemptFinished
 from tools.base import Tool, ToolContext, ToolError, ToolResult
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,13 @@ def definitions(names: Iterable[str], user_tier: str) -> tuple[dict[str, Any], .
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One call's end: ``result`` on success, else ``error`` (a message for the person and the model)."""
+    """One call's end: ``result`` on success, else ``error`` (a message for the person and the model);
+    ``attempts``: the provider calls the tool made (to be recorded as usage, success or not)."""
 
     result: ToolResult | None
     error: str
     duration_ms: int
+    attempts: tuple[AttemptFinished, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -75,8 +78,10 @@ async def invoke(name: str, raw_args: Any, ctx: ToolContext) -> Outcome:
     """Validate, run within the tool's time limit, and never raise (a failure is an ``Outcome``)."""
     started = time.monotonic()
 
-    def done(result: ToolResult | None = None, error: str = "") -> Outcome:
-        return Outcome(result, error, int((time.monotonic() - started) * 1000))
+    def done(result: ToolResult | None = None, error: str = "", attempts: tuple = ()) -> Outcome:
+        if result is not None:
+            attempts = result.attempts
+        return Outcome(result, error, int((time.monotonic() - started) * 1000), attempts)
 
     try:
         cls = tool_class(name)
@@ -91,7 +96,7 @@ async def invoke(name: str, raw_args: Any, ctx: ToolContext) -> Outcome:
         async with asyncio.timeout(cls.timeout_s):
             return done(await cls().run(ctx, args))
     except ToolError as exc:
-        return done(error=exc.message)
+        return done(error=exc.message, attempts=exc.attempts)
     except TimeoutError:
         return done(error=f"The {name} tool did not finish within {tool_class(name).timeout_s:g} seconds.")
     except Exception:

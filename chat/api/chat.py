@@ -26,7 +26,6 @@ from chat import db, store
 from chat.access import aconversation_for, as_uuid
 from chat.api import streams
 from chat.api.schemas import (
-    TOOL_DEFINITIONS,
     AnswerOut,
     ChatConfig,
     ChatContext,
@@ -74,7 +73,7 @@ def options_from(config, context, system: str = "") -> TurnOptions:
         max_tokens=config.maxTokens,
         include_history=context.includeHistory,
         system=system,
-        tools=tuple(TOOL_DEFINITIONS[name] for name in dict.fromkeys(config.tools or ())),
+        tools=tuple(dict.fromkeys(config.tools or ())),
     )
 
 

@@ -12,22 +12,8 @@ from chat.models import Conversation, Message
 from chat.schemas import ChimeraDataPart
 
 Tier = Literal["fast", "balanced", "powerful", "reasoning"]
-# The spec's ChimeraTools; a model may call the ones a request enables (shown as data-tool-call parts).
+# The spec's ChimeraTools (tools/registry.py); a request enables the ones the model may call.
 ToolName = Literal["searchKnowledge", "analyzeVideo", "generateReport", "executeCode", "queryDatabase"]
-TOOL_DEFINITIONS: dict[str, dict[str, Any]] = {
-    name: {
-        "name": name,
-        "description": description,
-        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
-    }
-    for name, description in (
-        ("searchKnowledge", "Search the knowledge base."),
-        ("analyzeVideo", "Analyse a video."),
-        ("generateReport", "Generate a report."),
-        ("executeCode", "Execute a code snippet."),
-        ("queryDatabase", "Query a database."),
-    )
-}
 
 
 # ---- /api/chat/v2 --------------------------------------------------------------------

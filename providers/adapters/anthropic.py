@@ -25,8 +25,8 @@ from providers.adapters._common import (
     missing_key_error,
     parse_retry_after,
 )
-from providers.base import Provider, ProviderConfig, ProviderError, ProviderRequest
-from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
+from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, ToolInputDelta, Usage
 
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -89,6 +89,8 @@ class AnthropicProvider(Provider):
                             yield ReasoningDelta(delta.thinking)
                     elif delta.type == "input_json_delta" and tool is not None:
                         tool[2].append(delta.partial_json)
+                        if delta.partial_json:
+                            yield ToolInputDelta(tool[0], tool[1], delta.partial_json)
                 elif kind == "message_start":
                     usage = event.message.usage
                     cached_tokens = usage.cache_read_input_tokens or 0
@@ -184,6 +186,19 @@ class AnthropicProvider(Provider):
         return ProviderError(f"{type(err).__name__}: {err}", provider=name, retryable=True)
 
 
+def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
+    """One message as Messages API content blocks (empty text leaves no block: the API rejects it)."""
+    if message.role == "tool":
+        if not message.tool_call_id:
+            return [{"type": "text", "text": f"Tool result:\n{message.content}"}]
+        return [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.content}]
+    blocks: list[dict[str, Any]] = []
+    if message.content.strip():
+        blocks.append({"type": "text", "text": message.content})
+    blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.args} for c in message.tool_calls]
+    return blocks
+
+
 def _params(request: ProviderRequest) -> dict[str, Any]:
     system: list[str] = []
     turns: list[dict[str, Any]] = []
@@ -191,22 +206,28 @@ def _params(request: ProviderRequest) -> dict[str, Any]:
         if message.role == "system":
             system.append(message.content)
             continue
-        role = "assistant" if message.role == "assistant" else "user"
-        text = f"Tool result:\n{message.content}" if message.role == "tool" else message.content
-        if not text.strip():
-            continue  # the API rejects empty text blocks
+        role = "assistant" if message.role == "assistant" else "user"  # tool results go in a user turn
+        blocks = _blocks(message)
+        if not blocks:
+            continue
         if turns and turns[-1]["role"] == role:
-            turns[-1]["content"] += "\n\n" + text
+            turns[-1]["content"] += blocks  # the API wants turns to alternate: merge
         else:
-            turns.append({"role": role, "content": text})
-    if turns and turns[-1]["role"] == "assistant":
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:
+        # Plain text stays a plain string (consecutive texts joined), as before tools existed.
+        if all(b["type"] == "text" for b in turn["content"]):
+            turn["content"] = "\n\n".join(b["text"] for b in turn["content"])
+    if turns and turns[-1]["role"] == "assistant" and isinstance(turns[-1]["content"], str):
         # A prefill: the API rejects one that ends in whitespace.
         turns[-1]["content"] = turns[-1]["content"].rstrip()
     max_tokens = request.max_tokens
     params: dict[str, Any] = {"model": request.model, "messages": turns, "stream": True}
     if system:
         params["system"] = "\n\n".join(system)
-    if request.reasoning:
+    # With extended thinking on, the API wants each earlier tool_use turn to carry its signed
+    # thinking blocks, which are not kept: a step after a tool call goes without thinking.
+    if request.reasoning and not any(m.tool_calls for m in request.messages):
         budget = max(_MIN_THINKING_BUDGET, min(_MAX_THINKING_BUDGET, request.max_tokens))
         params["thinking"] = {"type": "enabled", "budget_tokens": budget}
         max_tokens += budget  # thinking counts toward max_tokens: keep the answer's own budget

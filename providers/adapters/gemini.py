@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,7 +28,7 @@ from providers.adapters._common import (
     missing_key_error,
     parse_retry_after,
 )
-from providers.base import Provider, ProviderConfig, ProviderError, ProviderRequest
+from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
 from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 
 _FINISH_REASONS = {
@@ -204,6 +205,25 @@ def _retry_delay(details: Any) -> float | None:
     return None
 
 
+def _parts(message: ChatMessage) -> tuple[str, list[dict[str, Any]]]:
+    """One message as (role, parts); a tool result is a ``function_response`` in a user turn."""
+    if message.role == "tool":
+        if not message.name:
+            return "user", [{"text": f"Tool result:\n{message.content}"}]
+        try:
+            response = json.loads(message.content)
+        except ValueError:
+            response = message.content
+        if not isinstance(response, dict):  # the API wants an object
+            response = {"result": response}
+        return "user", [{"function_response": {"name": message.name, "response": response}}]
+    parts: list[dict[str, Any]] = [{"file_data": {"file_uri": uri}} for uri in message.media]
+    if message.content or not message.tool_calls:
+        parts.append({"text": message.content})
+    parts += [{"function_call": {"name": c.name, "args": c.args}} for c in message.tool_calls]
+    return ("model" if message.role == "assistant" else "user"), parts
+
+
 def _params(request: ProviderRequest) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     system: list[str] = []
     contents: list[dict[str, Any]] = []
@@ -211,12 +231,11 @@ def _params(request: ProviderRequest) -> tuple[list[dict[str, Any]], dict[str, A
         if message.role == "system":
             system.append(message.content)
             continue
-        role = "model" if message.role == "assistant" else "user"
-        text = f"Tool result:\n{message.content}" if message.role == "tool" else message.content
+        role, parts = _parts(message)
         if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].append({"text": text})
+            contents[-1]["parts"] += parts
         else:
-            contents.append({"role": role, "parts": [{"text": text}]})
+            contents.append({"role": role, "parts": parts})
     config: dict[str, Any] = {
         "temperature": request.temperature,
         "max_output_tokens": request.max_tokens,

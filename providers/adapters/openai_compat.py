@@ -24,7 +24,7 @@ from providers.adapters._common import (
     parse_retry_after,
 )
 from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
-from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, ToolInputDelta, Usage
 
 _FINISH_REASONS = {
     "stop": "stop",
@@ -104,7 +104,8 @@ class OpenAICompatProvider(Provider):
                             yield TextDelta(content)
                         if delta.get("tool_calls"):
                             deadline.has_content = True
-                            _add_tool_call_pieces(tools, delta["tool_calls"])
+                            for call_id, name, piece in _add_tool_call_pieces(tools, delta["tool_calls"]):
+                                yield ToolInputDelta(call_id, name, piece)
                         if choice.get("finish_reason"):
                             finish = _FINISH_REASONS.get(choice["finish_reason"], "other")
                     if chunk.get("usage"):
@@ -187,18 +188,30 @@ class OpenAICompatProvider(Provider):
         return ProviderError(f"{type(err).__name__}: {err}", provider=name, retryable=True)
 
 
-def _role_and_text(message: ChatMessage) -> tuple[str, str]:
+def _message(message: ChatMessage) -> dict[str, Any]:
+    """One message in the chat completions shape, tool calls and tool results included."""
     if message.role == "tool":
-        # ChatMessage carries no tool_call_id, which a "tool" message requires.
-        return "user", f"Tool result:\n{message.content}"
-    return message.role, message.content
+        if not message.tool_call_id:  # a result without its call: the wire has no shape for it
+            return {"role": "user", "content": f"Tool result:\n{message.content}"}
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": json.dumps(call.args, ensure_ascii=False)},
+                }
+                for call in message.tool_calls
+            ],
+        }
+    return {"role": message.role, "content": message.content}
 
 
 def _params(request: ProviderRequest) -> dict[str, Any]:
-    messages = []
-    for message in request.messages:
-        role, text = _role_and_text(message)
-        messages.append({"role": role, "content": text})
+    messages = [_message(m) for m in request.messages]
     params: dict[str, Any] = {
         "model": request.model,
         "messages": messages,
@@ -232,7 +245,11 @@ def _sse_data(event: bytes) -> bytes | None:
     return b"\n".join(lines) if lines else None
 
 
-def _add_tool_call_pieces(tools: dict[int, list[Any]], calls: list[dict[str, Any]]) -> None:
+def _add_tool_call_pieces(
+    tools: dict[int, list[Any]], calls: list[dict[str, Any]]
+) -> list[tuple[str, str, str]]:
+    """Add streamed tool-call fragments; returns the argument pieces as (call id, name, piece)."""
+    pieces = []
     for call in calls:
         slot = tools.setdefault(call.get("index", 0), ["", "", []])
         if call.get("id"):
@@ -242,6 +259,8 @@ def _add_tool_call_pieces(tools: dict[int, list[Any]], calls: list[dict[str, Any
             slot[1] = function["name"]
         if function.get("arguments"):
             slot[2].append(function["arguments"])
+            pieces.append((slot[0], slot[1], function["arguments"]))
+    return pieces
 
 
 def _map_usage(usage: dict[str, Any]) -> Usage:

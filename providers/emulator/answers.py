@@ -12,6 +12,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_'-]*")
 _TOKEN = re.compile(r"\s*\S+")
@@ -112,3 +113,45 @@ def wants_continuation(last_role: str, last_text: str) -> bool:
 
 def conversation_key(parts: list[tuple[str, str]]) -> str:
     return json.dumps(parts, separators=(",", ":"))
+
+
+# ---- tools -------------------------------------------------------------------------------------
+_DIRECTIVE = re.compile(r"\[\[tool:([A-Za-z_][A-Za-z0-9_]*)")
+_QUOTE_LIMIT = 600
+
+
+def tool_directives(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``[[tool:NAME {json}]]`` directives in ``text``, in order: (name, arguments)."""
+    found = []
+    decoder = json.JSONDecoder()
+    for match in _DIRECTIVE.finditer(text):
+        rest = text[match.end() :]
+        stripped = rest.lstrip()
+        args: Any = {}
+        if stripped.startswith("{"):
+            try:
+                args, _ = decoder.raw_decode(stripped)
+            except ValueError:
+                args = {}
+        found.append((match.group(1), args if isinstance(args, dict) else {"value": args}))
+    return found
+
+
+def next_tool_call(conv: Any, topic: str) -> tuple[str, dict[str, Any]] | None:
+    """The tool the emulated model calls now, if any (see the module docstring of the app)."""
+    if not conv.tools:
+        return None
+    answered = len(conv.tool_results)
+    directives = [d for d in tool_directives(conv.last_user_text) if d[0] in conv.tools]
+    if directives:
+        return directives[answered] if answered < len(directives) else None
+    if answered:
+        return None
+    lowered = conv.last_user_text.lower()
+    name = next((n for n in conv.tools if n.lower() in lowered), None)
+    return (name, {"query": topic}) if name else None
+
+
+def quote_tool_results(results: list[str]) -> str:
+    quoted = " | ".join(" ".join(r.split())[:_QUOTE_LIMIT] for r in results)
+    return f"Tool results: {quoted}."

@@ -28,7 +28,15 @@ last user message's topic, or a continuation when the last message is the
 assistant's (a prefill) or the user asks to continue. Reasoning models (OpenAI
 wire: model id contains "reason", "r1", "gpt-oss" or "qwq"; Gemini: "pro" or
 "thinking" with ``includeThoughts``; Anthropic: ``thinking`` enabled) stream their
-thinking first. A tool whose name appears in the last user message is called.
+thinking first.
+
+Tools (when the request offers them): a user message containing ``[[tool:NAME {json arguments}]]``
+makes the model call NAME with those arguments (``[[tool:NAME]]``: no arguments); with several
+such directives it calls them one per step, in order. Once every directive has its result (the
+conversation ends with tool results), it answers with text that quotes them:
+``Tool results: <result> | <result>.`` Without a directive, a tool whose name appears in the last
+user message is called with ``{"query": <topic>}``. A Gemini request carrying a file (``fileData``,
+e.g. a YouTube URL) is answered "Watching <uri>: ..." .
 Usage is counted from the text (input ~ words x 1.3, output = tokens sent); a
 prompt (or prompt prefix) seen in the last 5 minutes reports cached input tokens.
 A request without an API key gets a 401 in the wire's own error shape.
@@ -75,7 +83,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from providers.emulator.answers import compose, conversation_key, count_tokens, wants_continuation
+from providers.emulator.answers import (
+    compose,
+    conversation_key,
+    count_tokens,
+    next_tool_call,
+    quote_tool_results,
+    tokenize,
+    wants_continuation,
+)
 from providers.emulator.wires import AnthropicWire, Conversation, Counts, GeminiWire, OpenAIWire, dumps
 
 FAULT_KINDS = ("status", "stall", "cut", "malformed")
@@ -308,16 +324,19 @@ class Emulator:
         input_tokens = max(1, count_tokens(" ".join(text for _, text in conv.messages)))
         counts = Counts(input_tokens, self.cached_tokens(conv.messages, input_tokens))
         wire = wire_cls(conv)
-        lowered = conv.last_user_text.lower()
-        tool = next((name for name in conv.tools if name.lower() in lowered), None)
 
         reasoning_tokens = list(answer.reasoning_tokens)
         text_tokens = list(answer.text_tokens)
-        reason = "tool" if tool else "stop"
+        tool_call = next_tool_call(conv, answer.topic)
+        if tool_call is None and last_role == "tool":
+            text_tokens = tokenize(quote_tool_results(conv.tool_results))
+        if conv.media:
+            text_tokens = tokenize(f"Watching {conv.media[0]}: ") + text_tokens
+        reason = "tool" if tool_call else "stop"
         if conv.max_tokens is not None and len(reasoning_tokens) + len(text_tokens) > conv.max_tokens:
             reasoning_tokens = reasoning_tokens[: conv.max_tokens]
             text_tokens = text_tokens[: max(0, conv.max_tokens - len(reasoning_tokens))]
-            reason = "length" if not tool else reason
+            reason = "length" if not tool_call else reason
 
         preamble: list[bytes] = []
         if isinstance(wire, AnthropicWire):
@@ -329,9 +348,7 @@ class Emulator:
         frames: list[tuple[bytes, bool]] = [(wire.reasoning(t), True) for t in reasoning_tokens]
         if reasoning_tokens:
             frames.extend((f, False) for f in wire.between())
-        tool_call = None
-        if tool:
-            tool_call = (tool, {"query": answer.topic})
+        if tool_call:
             frames.extend((f, True) for f in wire.tool_call(*tool_call))
         else:
             frames.extend((wire.text(t), True) for t in text_tokens)

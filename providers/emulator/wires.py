@@ -39,6 +39,7 @@ class Conversation:
     include_usage: bool = False
     tools: list[str] = field(default_factory=list)
     reject: str = ""  # a 400 message when the request is invalid for this wire
+    media: list[str] = field(default_factory=list)  # file URIs sent with the prompt (Gemini fileData)
 
     @property
     def last(self) -> tuple[str, str]:
@@ -50,6 +51,17 @@ class Conversation:
             if role == "user":
                 return text
         return ""
+
+    @property
+    def tool_results(self) -> list[str]:
+        """The tool results sent since the last user message (role "tool" in every wire), in order."""
+        results: list[str] = []
+        for role, text in reversed(self.messages):
+            if role == "user":
+                break
+            if role == "tool":
+                results.append(text)
+        return results[::-1]
 
 
 @dataclass(slots=True)
@@ -245,9 +257,23 @@ class GeminiWire:
         system = body.get("systemInstruction") or body.get("system_instruction")
         if system:
             messages.append(("system", _text_of(system.get("parts") if isinstance(system, dict) else system)))
+        media: list[str] = []
         for content in body.get("contents") or []:
+            parts = content.get("parts") or []
+            responses = [
+                p["functionResponse"] for p in parts if isinstance(p, dict) and "functionResponse" in p
+            ]
+            if responses:
+                messages.extend(("tool", json.dumps(r.get("response"))) for r in responses)
+                continue
+            # Proto JSON: the API reads camelCase and snake_case names alike (the SDK sends both kinds).
+            media += [
+                str(data.get("fileUri") or data.get("file_uri") or "")
+                for p in parts
+                if isinstance(p, dict) and isinstance(data := p.get("fileData") or p.get("file_data"), dict)
+            ]
             role = "assistant" if content.get("role") == "model" else "user"
-            messages.append((role, _text_of(content.get("parts"))))
+            messages.append((role, _text_of(parts)))
         config = body.get("generationConfig") or body.get("generation_config") or {}
         thinking = config.get("thinkingConfig") or config.get("thinking_config") or {}
         include = thinking.get("includeThoughts") or thinking.get("include_thoughts")
@@ -269,6 +295,7 @@ class GeminiWire:
             reject=""
             if body.get("contents")
             else "* GenerateContentRequest.contents: contents is not specified",
+            media=media,
         )
 
     def __init__(self, conv: Conversation) -> None:
@@ -423,7 +450,15 @@ class AnthropicWire:
         if system:
             messages.append(("system", _text_of(system)))
         for m in body.get("messages") or []:
-            messages.append((str(m.get("role", "user")), _text_of(m.get("content"))))
+            content = m.get("content")
+            if isinstance(content, list) and any(
+                isinstance(p, dict) and p.get("type") == "tool_result" for p in content
+            ):
+                for p in content:
+                    if isinstance(p, dict) and p.get("type") == "tool_result":
+                        messages.append(("tool", _text_of(p.get("content"))))
+                continue
+            messages.append((str(m.get("role", "user")), _text_of(content)))
         thinking = body.get("thinking") or {}
         reject = ""
         if not body.get("messages"):

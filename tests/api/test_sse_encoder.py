@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from chat.events import TurnFinished
+from chat.events import StepFinished, TurnFinished
 from chat.schemas import ErrorPart, ProviderSwitchPart, ToolCallPart
 from chat.sse import UIMessageStreamEncoder
-from providers.events import ReasoningDelta, TextDelta
+from providers.events import ReasoningDelta, TextDelta, ToolInputDelta
 from tests.api.helpers import DONE, text_of, types
 
 
@@ -178,26 +178,75 @@ def test_a_stopped_answer_finishes_without_an_error_part():
     assert parts[-4]["messageMetadata"]["status"] == "incomplete"
 
 
-def test_a_tool_call_is_a_data_tool_call_part_with_the_call_id():
+def test_a_tool_call_is_the_ai_sdk_tool_parts_plus_a_data_tool_call_part_with_the_call_id():
     encoder = UIMessageStreamEncoder("m1")
     parts = decode(
         encoder.encode(
-            [ToolCallPart(toolCallId="call_1", toolName="searchKnowledge", args={"query": "comets"})]
+            [
+                TextDelta("Let me look."),
+                ToolInputDelta("call_1", "searchKnowledge", '{"query": '),
+                ToolInputDelta("call_1", "searchKnowledge", '"comets"}'),
+                ToolCallPart(toolCallId="call_1", toolName="searchKnowledge", args={"query": "comets"}),
+            ]
         )
     )
 
-    assert parts == [
-        {
-            "type": "data-tool-call",
-            "id": "call_1",
-            "data": {
-                "toolCallId": "call_1",
-                "toolName": "searchKnowledge",
-                "args": {"query": "comets"},
-                "status": "pending",
-            },
-        }
+    assert types(parts) == [
+        "text-start",
+        "text-delta",
+        "text-end",
+        "tool-input-start",
+        "tool-input-delta",
+        "tool-input-delta",
+        "tool-input-available",
+        "data-tool-call",
     ]
+    assert parts[3] == {"type": "tool-input-start", "toolCallId": "call_1", "toolName": "searchKnowledge"}
+    assert parts[6] == {
+        "type": "tool-input-available",
+        "toolCallId": "call_1",
+        "toolName": "searchKnowledge",
+        "input": {"query": "comets"},
+    }
+    assert parts[-1] == {
+        "type": "data-tool-call",
+        "id": "call_1",
+        "data": {
+            "toolCallId": "call_1",
+            "toolName": "searchKnowledge",
+            "args": {"query": "comets"},
+            "status": "pending",
+        },
+    }
+
+
+def test_a_tool_result_and_a_tool_error_are_output_parts_and_a_step_ends_with_finish_step():
+    encoder = UIMessageStreamEncoder("m1")
+    call = {"toolCallId": "c1", "toolName": "executeCode", "args": {"code": "1"}}
+    parts = decode(
+        encoder.encode(
+            [
+                ToolCallPart(**call),
+                ToolCallPart(**call, status="running"),
+                ToolCallPart(**call, status="success", result={"stdout": "1"}, durationMs=5),
+                ToolCallPart(toolCallId="c2", toolName="queryDatabase", args={}, status="error", error="no"),
+                StepFinished(1),
+                TextDelta("Done."),
+            ]
+        )
+    )
+
+    assert [p for p in parts if p["type"].startswith("tool-output")] == [
+        {"type": "tool-output-available", "toolCallId": "c1", "output": {"stdout": "1"}},
+        {"type": "tool-output-error", "toolCallId": "c2", "errorText": "no"},
+    ]
+    assert [p["data"]["status"] for p in parts if p["type"] == "data-tool-call"] == [
+        "pending",
+        "running",
+        "success",
+        "error",
+    ]
+    assert types(parts)[-4:] == ["finish-step", "start-step", "text-start", "text-delta"]
 
 
 def test_text_is_sent_as_utf8_json_and_survives_newlines():
