@@ -75,7 +75,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             tools = tuple(name for name in TOOLS if name in asked)
         else:
             tools = ()
-        options = TurnOptions(tier=str(data.get("tier") or "balanced"), tools=tools)
+        options = TurnOptions(
+            tier=str(data.get("tier") or "balanced"), tools=tools, use_rag=data.get("use_rag") in ("on", True)
+        )
         conversation_id = data.get("conversation_id") or None
         if action == "send":
             return TurnRequest.send(self.user, data.get("message"), options, conversation_id)

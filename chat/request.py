@@ -40,6 +40,7 @@ class TurnOptions:
     include_history: bool = True
     system: str = ""
     tools: tuple[str, ...] = ()  # names of the tools the model may call (tools/registry.py)
+    use_rag: bool = False  # put the top passages of the user's knowledge in the prompt, with citations
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:

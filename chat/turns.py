@@ -32,6 +32,7 @@ from typing import Any
 from django.conf import settings
 
 from chat import db, store
+from chat.errors import TurnError
 from chat.events import Siblings, StepFinished, TurnFinished
 from chat.models import Message
 from chat.request import TurnRequest
@@ -45,6 +46,7 @@ from chat.schemas import (
 )
 from flags.runtime import aget_flags
 from providers.base import ChatMessage
+from providers.catalog import direct_providers_configured
 from providers.events import (
     AttemptFinished,
     AttemptStarted,
@@ -78,6 +80,14 @@ async def start_turn(request: TurnRequest) -> Turn:
     """Rate-limit, persist, then launch the answer. Raises TurnError (RateLimited, NotFound, …)."""
     flags = await aget_flags()
     limit = limits.limit_for(request.user, flags)
+    if request.options.tools and not direct_providers_configured():
+        raise TurnError(
+            "tools_unavailable",
+            "The local model (embedded mode) cannot call tools. Leave config.tools out, or set a provider "
+            "key (GROQ_API_KEY, GOOGLE_API_KEY or ANTHROPIC_API_KEY).",
+            422,
+            "config.tools",
+        )
     offered = tool_registry.definitions(request.options.tools, getattr(request.user, "tier", "free"))
     prepared = await db.run(store.prepare, request, limit)
     turn = Turn(request, prepared, flags, tool_definitions=offered)
@@ -258,7 +268,7 @@ class Turn:
                     continue
                 self._absorb(event, step)
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]  # an async generator; the interface says iterator
+            await stream.aclose()
         return self._calls if self.finish_reason == "tool-calls" or self._calls else []
 
     def _absorb(self, event: Event, step: int) -> None:

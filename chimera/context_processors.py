@@ -17,5 +17,23 @@ def embedded_banner() -> str:
     return ""
 
 
+TOOLS_UNAVAILABLE = (
+    "Tools are off: the local model (embedded mode) cannot call tools. Set a provider key "
+    "(GROQ_API_KEY, GOOGLE_API_KEY or ANTHROPIC_API_KEY) to use them."
+)
+
+
+def tools_available() -> bool:
+    """Tools need a model that can call them: any real provider (or the emulator), not the local one."""
+    from providers.catalog import direct_providers_configured
+
+    return direct_providers_configured()
+
+
 def chimera(request):
-    return {"embedded_banner": embedded_banner(), "max_message_chars": settings.CHIMERA_MAX_MESSAGE_CHARS}
+    return {
+        "embedded_banner": embedded_banner(),
+        "max_message_chars": settings.CHIMERA_MAX_MESSAGE_CHARS,
+        "tools_available": tools_available(),
+        "tools_unavailable": TOOLS_UNAVAILABLE,
+    }

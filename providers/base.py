@@ -8,7 +8,7 @@ Vendor SDK types and exceptions never leave an adapter: failures become
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -105,18 +105,35 @@ class ProviderError(Exception):
         )
 
 
+CONTINUE_INSTRUCTION = (
+    "Your previous reply was cut off. Continue it exactly from where it stopped, "
+    "without repeating anything and without any preamble."
+)
+
+
 class Provider(abc.ABC):
     """One provider endpoint speaking one wire format."""
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
 
+    def continuation_messages(
+        self, messages: tuple[ChatMessage, ...], partial: str
+    ) -> tuple[ChatMessage, ...]:
+        """The conversation for an attempt that continues ``partial``, a cut answer.
+
+        Most wires treat a trailing assistant message as a finished turn, so the partial answer
+        is followed by a short instruction to carry on without repeating. A wire that continues
+        a trailing assistant message natively (a prefill) overrides this.
+        """
+        return (*messages, ChatMessage("assistant", partial), ChatMessage("user", CONTINUE_INSTRUCTION))
+
     @property
     def name(self) -> str:
         return self.config.name
 
     @abc.abstractmethod
-    def stream(self, request: ProviderRequest) -> AsyncIterator[Event]:
+    def stream(self, request: ProviderRequest) -> AsyncGenerator[Event, None]:
         """Yield TextDelta / ReasoningDelta / ToolCall / Usage events, then exactly one Finish.
 
         Raises ProviderError for any failure, including a stream that ends without

@@ -335,13 +335,6 @@ def reset_default_breaker() -> None:
     _default.clear()
 
 
-def snapshot_sync(providers: Any = None) -> list[dict[str, Any]]:
-    """``get_breaker().snapshot()`` for sync views (the staff health page)."""
-    from asgiref.sync import async_to_sync
-
-    return [s.as_dict() for s in async_to_sync(get_breaker().snapshot)(providers)]
-
-
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in ("REDIS_URL", "CHIMERA_CATALOG"):
         reset_default_breaker()

@@ -32,7 +32,7 @@ import copy
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -508,11 +508,16 @@ def cost_of(provider: str, model: str, usage: Usage) -> Decimal | None:
         return None
     cached = min(usage.cached_input_tokens, usage.input_tokens)
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+    prices = (spec.input, spec.cached_input, spec.output, spec.reasoning_output)
+    assert None not in prices  # spec.priced said so; the assert tells mypy too
+    price_in, price_cached, price_out, price_reasoning = cast(
+        tuple[Decimal, Decimal, Decimal, Decimal], prices
+    )
     total = (
-        (usage.input_tokens - cached) * spec.input  # type: ignore[operator]
-        + cached * spec.cached_input  # type: ignore[operator]
-        + (usage.output_tokens - reasoning) * spec.output  # type: ignore[operator]
-        + reasoning * spec.reasoning_output  # type: ignore[operator]
+        (usage.input_tokens - cached) * price_in
+        + cached * price_cached
+        + (usage.output_tokens - reasoning) * price_out
+        + reasoning * price_reasoning
     )
     return total / MILLION
 

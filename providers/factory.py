@@ -36,13 +36,6 @@ TaskComplexity = Literal["simple", "moderate", "complex"]
 _COMPLEXITY_TIER = {"simple": "fast", "moderate": "balanced", "complex": "powerful"}
 
 
-async def current_flags() -> Mapping[str, Any]:
-    """The runtime flags (``flags.runtime.aget_flags``), cached there for a couple of seconds."""
-    from flags.runtime import aget_flags
-
-    return await aget_flags()
-
-
 @dataclass(frozen=True, slots=True)
 class ModelChoice:
     """One step of a route: whom we call (``provider``/``model``) and what that stands for."""
@@ -83,17 +76,18 @@ class ModelFactory:
         health_ttl_s: float = 5.0,
     ) -> None:
         self.breaker = breaker or get_breaker()
-        self._flags = flags
+        self._flags: Mapping[str, Any] = flags or {}
         self.health_ttl_s = health_ttl_s
         self._health: dict[tuple[str, str | None], tuple[float, bool]] = {}
 
-    async def flags(self) -> Mapping[str, Any]:
-        return self._flags if self._flags is not None else await current_flags()
-
     async def plan(self, tier: str, flags: Mapping[str, Any] | None = None) -> Route:
-        """The route for ``tier`` now: flags applied, breaker-open providers last."""
+        """The route for ``tier`` now: flags applied, breaker-open providers last.
+
+        ``flags`` are the runtime flags the caller fetched (the turn, once); without them, the ones
+        this factory was made with (none: every flag at its default). The factory never reads them.
+        """
         if flags is None:
-            flags = await self.flags()
+            flags = self._flags
         choices, scope = self._choices(tier, flags)
         states = await self.breaker.states({c.breaker_key for c in choices}) if choices else {}
         if any(s == "open" for s in states.values()):
@@ -139,9 +133,10 @@ class ModelFactory:
         if isinstance(provider, ModelChoice):
             config, key = provider.config, provider.breaker_key
         else:
-            config, key = provider_configs().get(provider), provider  # type: ignore[assignment]
-            if config is None:
+            found = provider_configs().get(provider)
+            if found is None:
                 return False
+            config, key = found, provider
         if await self.breaker.state(key) == "open":
             return False
         cache_key = (config.name, config.base_url)
@@ -238,10 +233,3 @@ def get_provider(config: ProviderConfig) -> Provider:
 
         provider = providers[key] = build_provider(config)
     return provider
-
-
-async def close_providers() -> None:
-    """Close this loop's provider clients (shutdown, tests)."""
-    providers = _registry.pop(asyncio.get_running_loop(), {})
-    for provider in providers.values():
-        await provider.aclose()

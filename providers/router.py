@@ -30,13 +30,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from django.core.signals import setting_changed
 
-from providers.base import ChatMessage, ProviderError, ProviderRequest, Wire
+from providers.base import ChatMessage, Provider, ProviderError, ProviderRequest
 from providers.breaker import Breaker, get_breaker
 from providers.cache import CachedAnswer, ResponseCache
 from providers.catalog import RetryPolicy, get_catalog
@@ -53,14 +53,10 @@ from providers.events import (
     ToolInputDelta,
     Usage,
 )
-from providers.factory import ModelFactory, current_flags, get_provider
+from providers.factory import ModelChoice, ModelFactory, Route, get_provider
 
 log = logging.getLogger(__name__)
 
-CONTINUE_INSTRUCTION = (
-    "Your previous reply was cut off. Continue it exactly from where it stopped, "
-    "without repeating anything and without any preamble."
-)
 UNAVAILABLE = "All providers are unavailable right now. Your message is saved; try again."
 INTERRUPTED = "The answer was interrupted and no provider could finish it. What arrived is saved; try again."
 NO_PROVIDER = (
@@ -69,30 +65,6 @@ NO_PROVIDER = (
 INTERNAL = "Something went wrong while generating the answer. Your message is saved; try again."
 
 _NO_USAGE = Usage()
-
-
-def continuation_messages(
-    messages: tuple[ChatMessage, ...], partial: str, wire: Wire
-) -> tuple[ChatMessage, ...]:
-    """The conversation for an attempt that continues ``partial``.
-
-    Anthropic continues a trailing assistant message natively (prefill; it rejects trailing
-    whitespace there). OpenAI-compatible servers and Gemini treat it as a finished turn, so
-    they also get a short user instruction to carry on.
-    """
-    if wire == "anthropic":
-        return (*messages, ChatMessage("assistant", partial.rstrip()))
-    return (*messages, ChatMessage("assistant", partial), ChatMessage("user", CONTINUE_INSTRUCTION))
-
-
-@dataclass(slots=True)
-class Completion:
-    """A whole answer (``Router.complete``), for callers that do not stream (titles)."""
-
-    text: str = ""
-    finish_reason: str | None = None
-    error: StreamError | None = None
-    attempts: list[AttemptFinished] = field(default_factory=list)
 
 
 class Router:
@@ -136,24 +108,21 @@ class Router:
         *,
         tier: str,
         messages: Sequence[ChatMessage],
+        flags: Mapping[str, Any],
         temperature: float = 0.7,
         max_tokens: int = 1000,
         tools: Sequence[dict[str, Any]] = (),
         reasoning: bool = False,
         trace_id: str = "",
-        flags: Mapping[str, Any] | None = None,
         use_cache: bool = True,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Yield the turn's events; ends with exactly one ``Finish`` or one ``StreamError``.
 
-        ``flags`` defaults to the current runtime flags. ``use_cache=False`` skips the cache
-        lookup (regenerate) but still stores a cacheable answer.
+        ``flags`` are the runtime flags, fetched once by the caller for the whole turn.
+        ``use_cache=False`` skips the cache lookup (regenerate) but still stores a cacheable answer.
         """
-        messages = tuple(messages)
-        tools = tuple(tools)
+        walk = _Walk(tuple(messages), temperature, max_tokens, tuple(tools), reasoning, trace_id)
         try:
-            if flags is None:
-                flags = await current_flags()
             route = await self.factory.plan(tier, flags)
         except ValueError as exc:  # unknown tier: the caller's mistake, not worth retrying
             yield StreamError(str(exc), retryable=False)
@@ -166,129 +135,76 @@ class Router:
             yield StreamError(NO_PROVIDER, retryable=True)
             return
 
-        cache_key = None
         if flags.get("enableCaching", True):
-            cache_key = self.cache.key(
-                scope=route.scope,
-                messages=messages,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                tools=tools,
-                reasoning=reasoning,
-            )
+            walk.cache_key = self._cache_key(route, walk)
             if use_cache:
-                t0 = time.monotonic()
-                hit = await self.cache.get(cache_key)
+                hit = await self._cached(walk.cache_key)
                 if hit is not None:
-                    ms = int((time.monotonic() - t0) * 1000)
-                    if hit.reasoning:
-                        yield ReasoningDelta(hit.reasoning)
-                    for piece in hit.chunks():
-                        yield TextDelta(piece)
-                    yield AttemptFinished(hit.provider, hit.model, hit.usage, ms, ms, cache_hit=True)
-                    yield Finish(hit.finish_reason)
+                    for event in hit:
+                        yield event
                     return
 
-        # The walk stays in this one generator on purpose: per chunk it costs a few identity checks,
-        # an append and a yield, with no extra generator layer in between.
         breaker = self.breaker
         policy = self.retry_policy()
         mono = time.monotonic
-        text_parts: list[str] = []  # the answer as the client has it (since the last restart)
-        reasoning_parts: list[str] = []
-        tool_calls = False
-        client_saw_content = False
-        switch_from: str | None = None  # content flowed, then the attempt failed: tell the client
-        switch_reason = ""
-        attempt_no = 0
-        last_err: ProviderError | None = None
-        last_provider = ""
-        all_rejected = True
-        all_open = route.all_open
-
         for choice in route.choices:
             key = choice.breaker_key
-            if not all_open and route.states.get(key, "closed") != "closed" and not await breaker.allow(key):
+            if (
+                not route.all_open
+                and route.states.get(key, "closed") != "closed"
+                and not await breaker.allow(key)
+            ):
                 continue
-            try:
-                provider = get_provider(choice.config)
-            except Exception as exc:  # a misconfigured provider is one more unavailable provider
-                log.exception("router: cannot build the %s provider", choice.provider)
-                last_err, last_provider = ProviderError(str(exc), provider=choice.provider), choice.provider
-                all_rejected = False
+            provider = self._provider(choice, walk)
+            if provider is None:
                 continue
             tries = choice.config.max_retries + 1
             for t in range(tries):
-                attempt_no += 1
-                mode = "continue"
-                request_messages = messages
-                lstrip_next = False
-                if switch_from is not None:
-                    partial = "".join(text_parts)
-                    if tool_calls or not partial.strip():
-                        mode = "restart"
-                        text_parts.clear()
-                        reasoning_parts.clear()
-                        tool_calls = False
-                    else:
-                        request_messages = continuation_messages(messages, partial, choice.config.wire)
-                        # The continuation brings its own leading space; the client already has one.
-                        lstrip_next = partial[-1].isspace()
-                request = ProviderRequest(
-                    model=choice.model,
-                    messages=request_messages,
-                    temperature=temperature,
-                    max_tokens=max_tokens,
-                    tools=tools,
-                    reasoning=reasoning,
-                    trace_id=trace_id,
-                )
-                yield AttemptStarted(choice.provider, choice.model, attempt_no)
+                request, mode, lstrip_next = self._attempt_request(choice, provider, walk)
+                yield AttemptStarted(choice.provider, choice.model, walk.attempt_no)
                 started = mono()
                 ttft_ms: int | None = None
                 usage: Usage | None = None
                 finish: str | None = None
                 err: ProviderError | None = None
                 first = True
-                attempt_text_from = len(text_parts)
+                text_from = len(walk.text_parts)
                 upstream = provider.stream(request)
+                # The per-chunk loop stays here, in this one generator, on purpose: per chunk it costs
+                # a few identity checks, an append and a yield, with no extra generator layer between.
                 try:
                     async for ev in upstream:
                         tp = type(ev)
                         if tp is Usage:
-                            usage = ev  # type: ignore[assignment]
+                            usage = ev  # type: ignore[assignment]  # checked through tp: mypy cannot narrow via the alias
                             continue
                         if tp is Finish:
-                            finish = ev.reason  # type: ignore[union-attr]
+                            finish = ev.reason  # type: ignore[union-attr]  # checked through tp (see above)
                             continue
                         if first:
-                            if tp is TextDelta and not ev.text:  # type: ignore[union-attr]
+                            if tp is TextDelta and not ev.text:  # type: ignore[union-attr]  # checked through tp (see above)
                                 continue
                             # The gate opens: this attempt's first real content.
                             first = False
                             ttft_ms = int((mono() - started) * 1000)
-                            client_saw_content = True
-                            if switch_from is not None:
+                            walk.client_saw_content = True
+                            if walk.switch_from is not None:
                                 yield ProviderSwitched(
-                                    switch_from,
-                                    choice.provider,
-                                    choice.model,
-                                    mode,
-                                    switch_reason,  # type: ignore[arg-type]
+                                    walk.switch_from, choice.provider, choice.model, mode, walk.switch_reason
                                 )
-                                switch_from = None
+                                walk.switch_from = None
                         if tp is TextDelta:
                             if lstrip_next:
-                                text = ev.text.lstrip()  # type: ignore[union-attr]
+                                text = ev.text.lstrip()  # type: ignore[union-attr]  # checked through tp (see above)
                                 if not text:
                                     continue
                                 lstrip_next = False
                                 ev = TextDelta(text)
-                            text_parts.append(ev.text)  # type: ignore[union-attr]
+                            walk.text_parts.append(ev.text)  # type: ignore[union-attr]  # checked through tp (see above)
                         elif tp is ReasoningDelta:
-                            reasoning_parts.append(ev.text)  # type: ignore[union-attr]
+                            walk.reasoning_parts.append(ev.text)  # type: ignore[union-attr]  # checked through tp (see above)
                         elif tp is ToolCall or tp is ToolInputDelta:
-                            tool_calls = True
+                            walk.tool_calls = True
                         else:
                             continue  # router-level events are ours to make, not an adapter's
                         yield ev
@@ -299,97 +215,212 @@ class Router:
                     err = ProviderError(f"{type(exc).__name__}: {exc}", provider=choice.provider)
                 finally:
                     # Runs on consumer aclose()/cancellation too: release the upstream response.
-                    await upstream.aclose()  # type: ignore[attr-defined]
+                    await upstream.aclose()
                 if err is None and finish is None:
                     err = ProviderError("the stream ended without a finish", provider=choice.provider)
                 latency_ms = int((mono() - started) * 1000)
+                produced = "".join(walk.text_parts[text_from:])
 
                 if err is None:
-                    if usage is None:  # some servers (llama.cpp) send no usage: estimate, never count 0
-                        usage = _estimated_usage(request, "".join(text_parts[attempt_text_from:]))
-                    await breaker.record_success(key)
-                    yield AttemptFinished(
-                        choice.provider, choice.model, usage or _NO_USAGE, latency_ms, ttft_ms
-                    )
-                    if cache_key is not None and finish == "stop" and not tool_calls and text_parts:
-                        answer = CachedAnswer(
-                            "".join(text_parts),
-                            "".join(reasoning_parts),
-                            choice.provider,
-                            choice.model,
-                            usage or _NO_USAGE,
-                        )
-                        await self.cache.put(cache_key, answer)
-                    yield Finish(finish)  # type: ignore[arg-type]
+                    assert finish is not None
+                    for event in await self._succeeded(
+                        choice, request, walk, usage, produced, finish, latency_ms, ttft_ms
+                    ):
+                        yield event
                     return
-
-                if usage is None and not first:
-                    # A cut stream carries no usage, yet the provider bills what it generated.
-                    usage = _estimated_usage(request, "".join(text_parts[attempt_text_from:]))
-                yield AttemptFinished(
-                    choice.provider,
-                    choice.model,
-                    usage or _NO_USAGE,
-                    latency_ms,
-                    ttft_ms,
-                    error=err.message or repr(err),
-                    status=err.status,
+                yield await self._failed(
+                    choice, request, walk, usage, produced, err, latency_ms, ttft_ms, not first
                 )
-                await breaker.record_failure(key, err)
-                log.info(
-                    "router: attempt %d on %s/%s failed (%s %s)%s",
-                    attempt_no,
-                    choice.provider,
-                    choice.model,
-                    err.status,
-                    err.message,
-                    " after content" if not first else "",
-                )
-                last_err, last_provider = err, choice.provider
-                all_rejected = all_rejected and err.caused_by_request
-                if not first:
-                    switch_from, switch_reason = choice.provider, err.message
-                if not err.retryable or t + 1 >= tries:
+                delay = self._retry_delay(policy, err, t, tries)
+                if delay is None:
                     break
-                delay = err.retry_after if err.retry_after is not None else self.backoff(policy, t)
-                if delay > policy.retry_after_cap_s:
-                    break  # waiting that long is worse than the next provider
-                if not all_open and not await breaker.allow(key):
+                if not route.all_open and not await breaker.allow(key):
                     break  # the breaker opened meanwhile (our failures or other streams'): move on
                 await self._sleep(delay)
 
-        if last_err is not None and all_rejected:
-            yield StreamError(
+        yield self._gave_up(walk)
+
+    # ---- the steps of a walk ------------------------------------------------------------
+    def _cache_key(self, route: Route, walk: _Walk) -> str:
+        return self.cache.key(
+            scope=route.scope,
+            messages=walk.messages,
+            temperature=walk.temperature,
+            max_tokens=walk.max_tokens,
+            tools=walk.tools,
+            reasoning=walk.reasoning,
+        )
+
+    async def _cached(self, key: str) -> list[Event] | None:
+        """A stored answer replayed as a stream (a few text pieces), or None on a miss."""
+        t0 = time.monotonic()
+        hit = await self.cache.get(key)
+        if hit is None:
+            return None
+        ms = int((time.monotonic() - t0) * 1000)
+        events: list[Event] = [ReasoningDelta(hit.reasoning)] if hit.reasoning else []
+        events += [TextDelta(piece) for piece in hit.chunks()]
+        events.append(AttemptFinished(hit.provider, hit.model, hit.usage, ms, ms, cache_hit=True))
+        events.append(Finish(hit.finish_reason))
+        return events
+
+    def _provider(self, choice: ModelChoice, walk: _Walk) -> Provider | None:
+        """The choice's provider; a misconfigured one is one more unavailable provider."""
+        try:
+            return get_provider(choice.config)
+        except Exception as exc:
+            log.exception("router: cannot build the %s provider", choice.provider)
+            walk.last_err, walk.last_provider = (
+                ProviderError(str(exc), provider=choice.provider),
+                choice.provider,
+            )
+            walk.all_rejected = False
+            return None
+
+    def _attempt_request(
+        self, choice: ModelChoice, provider: Provider, walk: _Walk
+    ) -> tuple[ProviderRequest, Literal["continue", "restart"], bool]:
+        """What the next attempt asks: the conversation, or — after content reached the client and
+        the last attempt failed — the conversation plus the partial answer to *continue* (each adapter
+        knows how its wire continues one), or a *restart* when tool calls were involved or nothing
+        but whitespace came. Also whether the attempt's first text must lose its leading space."""
+        walk.attempt_no += 1
+        mode: Literal["continue", "restart"] = "continue"
+        messages = walk.messages
+        lstrip_next = False
+        if walk.switch_from is not None:
+            partial = "".join(walk.text_parts)
+            if walk.tool_calls or not partial.strip():
+                mode = "restart"
+                walk.text_parts.clear()
+                walk.reasoning_parts.clear()
+                walk.tool_calls = False
+            else:
+                messages = provider.continuation_messages(walk.messages, partial)
+                # The continuation brings its own leading space; the client already has one.
+                lstrip_next = partial[-1].isspace()
+        request = ProviderRequest(
+            model=choice.model,
+            messages=messages,
+            temperature=walk.temperature,
+            max_tokens=walk.max_tokens,
+            tools=walk.tools,
+            reasoning=walk.reasoning,
+            trace_id=walk.trace_id,
+        )
+        return request, mode, lstrip_next
+
+    async def _succeeded(
+        self,
+        choice: ModelChoice,
+        request: ProviderRequest,
+        walk: _Walk,
+        usage: Usage | None,
+        produced: str,
+        finish: str,
+        latency_ms: int,
+        ttft_ms: int | None,
+    ) -> list[Event]:
+        """The attempt finished: its usage row, the breaker told, a cacheable answer stored, the end."""
+        if usage is None:  # some servers (llama.cpp) send no usage: estimate, never count 0
+            usage = _estimated_usage(request, produced)
+        await self.breaker.record_success(choice.breaker_key)
+        if walk.cache_key is not None and finish == "stop" and not walk.tool_calls and walk.text_parts:
+            answer = CachedAnswer(
+                "".join(walk.text_parts), "".join(walk.reasoning_parts), choice.provider, choice.model, usage
+            )
+            await self.cache.put(walk.cache_key, answer)
+        return [AttemptFinished(choice.provider, choice.model, usage, latency_ms, ttft_ms), Finish(finish)]
+
+    async def _failed(
+        self,
+        choice: ModelChoice,
+        request: ProviderRequest,
+        walk: _Walk,
+        usage: Usage | None,
+        produced: str,
+        err: ProviderError,
+        latency_ms: int,
+        ttft_ms: int | None,
+        had_content: bool,
+    ) -> AttemptFinished:
+        """The attempt failed: the breaker told, the walk remembers why; its usage row."""
+        if usage is None and had_content:
+            # A cut stream carries no usage, yet the provider bills what it generated.
+            usage = _estimated_usage(request, produced)
+        await self.breaker.record_failure(choice.breaker_key, err)
+        log.info(
+            "router: attempt %d on %s/%s failed (%s %s)%s",
+            walk.attempt_no,
+            choice.provider,
+            choice.model,
+            err.status,
+            err.message,
+            " after content" if had_content else "",
+        )
+        walk.last_err, walk.last_provider = err, choice.provider
+        walk.all_rejected = walk.all_rejected and err.caused_by_request
+        if had_content:
+            walk.switch_from, walk.switch_reason = choice.provider, err.message
+        return AttemptFinished(
+            choice.provider,
+            choice.model,
+            usage or _NO_USAGE,
+            latency_ms,
+            ttft_ms,
+            error=err.message or repr(err),
+            status=err.status,
+        )
+
+    def _retry_delay(self, policy: RetryPolicy, err: ProviderError, t: int, tries: int) -> float | None:
+        """Seconds to wait before retrying this provider, or None to move on to the next one."""
+        if not err.retryable or t + 1 >= tries:
+            return None
+        delay = err.retry_after if err.retry_after is not None else self.backoff(policy, t)
+        if delay > policy.retry_after_cap_s:
+            return None  # waiting that long is worse than the next provider
+        return delay
+
+    @staticmethod
+    def _gave_up(walk: _Walk) -> StreamError:
+        """The terminal error: every choice failed (or rejected the request itself)."""
+        last_err = walk.last_err
+        if last_err is not None and walk.all_rejected:
+            return StreamError(
                 f"The request was rejected: {last_err.message}",
                 retryable=False,
-                provider=last_provider,
+                provider=walk.last_provider,
                 status=last_err.status,
             )
-        else:
-            yield StreamError(
-                INTERRUPTED if client_saw_content else UNAVAILABLE,
-                retryable=True,
-                provider=last_provider or None,
-                status=last_err.status if last_err else None,
-            )
+        return StreamError(
+            INTERRUPTED if walk.client_saw_content else UNAVAILABLE,
+            retryable=True,
+            provider=walk.last_provider or None,
+            status=last_err.status if last_err else None,
+        )
 
-    async def complete(self, **kwargs: Any) -> Completion:
-        """``stream(**kwargs)`` gathered into one ``Completion`` (text after any restart)."""
-        out = Completion()
-        parts: list[str] = []
-        async for ev in self.stream(**kwargs):
-            if type(ev) is TextDelta:
-                parts.append(ev.text)
-            elif type(ev) is ProviderSwitched and ev.mode == "restart":
-                parts.clear()
-            elif type(ev) is AttemptFinished:
-                out.attempts.append(ev)
-            elif type(ev) is Finish:
-                out.finish_reason = ev.reason
-            elif type(ev) is StreamError:
-                out.error = ev
-        out.text = "".join(parts)
-        return out
+
+@dataclass(slots=True)
+class _Walk:
+    """One stream's way along its route: what it asks, and what the client has seen so far."""
+
+    messages: tuple[ChatMessage, ...]
+    temperature: float
+    max_tokens: int
+    tools: tuple[dict[str, Any], ...]
+    reasoning: bool
+    trace_id: str
+    cache_key: str | None = None
+    text_parts: list[str] = field(default_factory=list)  # the answer as the client has it (since a restart)
+    reasoning_parts: list[str] = field(default_factory=list)
+    tool_calls: bool = False
+    client_saw_content: bool = False
+    switch_from: str | None = None  # content flowed, then the attempt failed: tell the client
+    switch_reason: str = ""
+    attempt_no: int = 0
+    last_err: ProviderError | None = None
+    last_provider: str = ""
+    all_rejected: bool = True
 
 
 _default: dict[str, Router] = {}

@@ -74,6 +74,7 @@ def options_from(config, context, system: str = "") -> TurnOptions:
         include_history=context.includeHistory,
         system=system,
         tools=tuple(dict.fromkeys(config.tools or ())),
+        use_rag=context.useRAG,
     )
 
 

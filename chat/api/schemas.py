@@ -36,7 +36,7 @@ class ChatConfig(Schema):
 
 
 class ChatContext(Schema):
-    useRAG: bool = False  # accepted for compatibility; Chimera has no retrieval yet
+    useRAG: bool = False  # the top passages of the user's knowledge go in the prompt; cited in the answer
     includeHistory: bool = True
     sessionData: dict[str, Any] | None = None
 

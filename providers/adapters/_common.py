@@ -1,15 +1,20 @@
-"""Helpers every adapter shares: deadlines, Retry-After, retryable statuses.
+"""The skeleton every adapter shares: deadlines, Retry-After, error mapping, tool arguments, SDK set-up.
 
-Nothing vendor-specific lives here; each adapter keeps its own ``_map_error``.
+Nothing vendor-specific lives here: an adapter says how its SDK reports failures (``SdkErrors``)
+and ``map_error`` does the rest, so every wire maps errors the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import time
-from collections.abc import Awaitable, Mapping
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx2
 
 from providers.base import ProviderConfig, ProviderError
 
@@ -87,3 +92,78 @@ class Deadline:
             if scope.expired():
                 raise self.error() from None
             raise
+
+
+def sdk_client_options(config: ProviderConfig) -> dict[str, Any]:
+    """What the openai and anthropic SDK clients are built with: our retries only, our timeouts."""
+    return {
+        "base_url": config.base_url,
+        "api_key": config.api_key,
+        "max_retries": 0,  # the router retries; the SDK's own retries would multiply them
+        "timeout": httpx2.Timeout(config.timeout_s, connect=5.0),
+        "default_headers": config.extra_headers or None,
+    }
+
+
+def tool_args(provider: str, name: str, raw: str) -> dict[str, Any]:
+    """A tool call's JSON arguments as a dict; malformed JSON is a (retryable) provider error."""
+    try:
+        args = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise ProviderError(
+            f"malformed arguments for tool call {name!r}", provider=provider, retryable=True
+        ) from None
+    return args if isinstance(args, dict) else {"value": args}
+
+
+def status_error(
+    provider: str, status: int | None, message: str, retry_after: float | None = None
+) -> ProviderError:
+    """An HTTP error status from a provider."""
+    return ProviderError(
+        message,
+        provider=provider,
+        status=status,
+        retryable=is_retryable_status(status),
+        retry_after=retry_after,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SdkErrors:
+    """How one SDK reports failures.
+
+    ``status`` maps the SDK's HTTP status errors (None: ``err`` is not one); ``streaming`` tells it
+    whether content had started. ``timeouts``, ``connections`` (errors wrapping a cause), other
+    ``api_errors`` (with a ``.message``) and ``malformed`` (a chunk that is not what we expect)
+    are exception classes checked in that order.
+    """
+
+    status: Callable[[Exception, bool], ProviderError | None]
+    timeouts: tuple[type[BaseException], ...] = ()
+    connections: tuple[type[BaseException], ...] = ()
+    api_errors: tuple[type[BaseException], ...] = ()
+    malformed: tuple[type[BaseException], ...] = (ValueError,)
+
+
+def map_error(err: Exception, provider: str, sdk: SdkErrors, *, streaming: bool = False) -> ProviderError:
+    """Any failure of an attempt as a ``ProviderError`` (vendor exceptions never leave the adapter)."""
+    if isinstance(err, ProviderError):
+        return err
+    mapped = sdk.status(err, streaming)
+    if mapped is not None:
+        return mapped
+    if isinstance(err, (*sdk.timeouts, httpx2.TimeoutException)):
+        return ProviderError("timeout talking to the provider", provider=provider, retryable=True)
+    prefix = "stream cut" if streaming else "connection error"
+    if isinstance(err, sdk.connections):
+        return ProviderError(f"{prefix}: {err.__cause__ or err}", provider=provider, retryable=True)
+    if isinstance(err, sdk.api_errors):
+        return ProviderError(
+            f"provider error: {getattr(err, 'message', err)}", provider=provider, retryable=True
+        )
+    if isinstance(err, sdk.malformed):
+        return ProviderError(f"malformed chunk: {err}", provider=provider, retryable=True)
+    if isinstance(err, httpx2.TransportError):
+        return ProviderError(f"{prefix}: {err!r}", provider=provider, retryable=True)
+    return ProviderError(f"{type(err).__name__}: {err}", provider=provider, retryable=True)

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
-import httpx2
 
 from providers.adapters._common import (
     HEALTH_TIMEOUT_S,
     Deadline,
-    is_retryable_status,
+    SdkErrors,
+    map_error,
     missing_key_error,
     parse_retry_after,
+    sdk_client_options,
+    status_error,
+    tool_args,
 )
 from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
 from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, ToolInputDelta, Usage
@@ -47,15 +49,16 @@ class AnthropicProvider(Provider):
         super().__init__(config)
         self._client: anthropic.AsyncAnthropic | None = None
         if config.api_key:
-            self._client = anthropic.AsyncAnthropic(
-                base_url=config.base_url,
-                api_key=config.api_key,
-                max_retries=0,
-                timeout=httpx2.Timeout(config.timeout_s, connect=5.0),
-                default_headers=config.extra_headers or None,
-            )
+            self._client = anthropic.AsyncAnthropic(**sdk_client_options(config))
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[Event]:
+    def continuation_messages(
+        self, messages: tuple[ChatMessage, ...], partial: str
+    ) -> tuple[ChatMessage, ...]:
+        """Claude continues a trailing assistant message natively (a prefill, which the API
+        rejects when it ends in whitespace)."""
+        return (*messages, ChatMessage("assistant", partial.rstrip()))
+
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[Event, None]:
         if self._client is None:
             raise missing_key_error(self.config)
         deadline = Deadline(self.config)
@@ -106,7 +109,9 @@ class AnthropicProvider(Provider):
                 elif kind == "content_block_stop":
                     if tool is not None:
                         yield ToolCall(
-                            id=tool[0], name=tool[1], args=self._tool_args(tool[1], "".join(tool[2]))
+                            id=tool[0],
+                            name=tool[1],
+                            args=tool_args(self.config.name, tool[1], "".join(tool[2])),
                         )
                         tool = None
                 elif kind == "message_delta":
@@ -134,15 +139,6 @@ class AnthropicProvider(Provider):
             with contextlib.suppress(Exception):
                 await sdk_stream.close()
 
-    def _tool_args(self, name: str, raw: str) -> dict[str, Any]:
-        try:
-            args = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            raise ProviderError(
-                f"malformed arguments for tool call {name!r}", provider=self.config.name, retryable=True
-            ) from None
-        return args if isinstance(args, dict) else {"value": args}
-
     async def health(self) -> bool:
         if self._client is None:
             return False
@@ -158,32 +154,26 @@ class AnthropicProvider(Provider):
             await self._client.close()
 
     def _map_error(self, err: Exception, *, streaming: bool = False) -> ProviderError:
+        return map_error(err, self.config.name, self._errors, streaming=streaming)
+
+    @property
+    def _errors(self) -> SdkErrors:
         name = self.config.name
-        if isinstance(err, ProviderError):
-            return err
-        if isinstance(err, anthropic.APIStatusError):
-            status = err.status_code
-            if streaming and status == 200:
+
+        def status(err: Exception, streaming: bool) -> ProviderError | None:
+            if not isinstance(err, anthropic.APIStatusError):
+                return None
+            code = err.status_code
+            if streaming and code == 200:
                 # An ``event: error`` inside the stream (e.g. overloaded_error mid-answer).
                 return ProviderError(f"stream error: {err.message}", provider=name, retryable=True)
-            return ProviderError(
-                f"{status} {err.message}",
-                provider=name,
-                status=status,
-                retryable=is_retryable_status(status),
-                retry_after=parse_retry_after(err.response.headers),
-            )
-        if isinstance(err, anthropic.APITimeoutError):
-            return ProviderError("timeout talking to the provider", provider=name, retryable=True)
-        if isinstance(err, anthropic.APIConnectionError):
-            cause = err.__cause__ or err
-            prefix = "stream cut" if streaming else "connection error"
-            return ProviderError(f"{prefix}: {cause}", provider=name, retryable=True)
-        if isinstance(err, ValueError):  # json.JSONDecodeError from a malformed chunk
-            return ProviderError(f"malformed chunk: {err}", provider=name, retryable=True)
-        if isinstance(err, httpx2.TransportError):
-            return ProviderError(f"stream cut: {err!r}", provider=name, retryable=True)
-        return ProviderError(f"{type(err).__name__}: {err}", provider=name, retryable=True)
+            return status_error(name, code, f"{code} {err.message}", parse_retry_after(err.response.headers))
+
+        return SdkErrors(
+            status=status,
+            timeouts=(anthropic.APITimeoutError,),
+            connections=(anthropic.APIConnectionError,),
+        )
 
 
 def _blocks(message: ChatMessage) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ import contextlib
 import contextvars
 import json
 import re
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import httpx2
 from google import genai
@@ -24,9 +24,11 @@ from google.genai import errors, types
 from providers.adapters._common import (
     HEALTH_TIMEOUT_S,
     Deadline,
-    is_retryable_status,
+    SdkErrors,
+    map_error,
     missing_key_error,
     parse_retry_after,
+    status_error,
 )
 from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
 from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
@@ -75,7 +77,7 @@ class GeminiProvider(Provider):
                 options["headers"] = dict(config.extra_headers)
             self._client = genai.Client(api_key=config.api_key, http_options=types.HttpOptions(**options))
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[Event, None]:
         if self._client is None:
             raise missing_key_error(self.config)
         deadline = Deadline(self.config)
@@ -90,7 +92,10 @@ class GeminiProvider(Provider):
             try:
                 sdk_stream = await deadline.run(
                     self._client.aio.models.generate_content_stream(
-                        model=request.model, contents=contents, config=config
+                        # Plain dicts: the SDK validates them into its own types.
+                        model=request.model,
+                        contents=cast(Any, contents),
+                        config=cast(Any, config),
                     )
                 )
             finally:
@@ -166,31 +171,25 @@ class GeminiProvider(Provider):
             await self._client.aio.aclose()
 
     def _map_error(self, err: Exception, *, streaming: bool = False) -> ProviderError:
+        return map_error(err, self.config.name, self._errors, streaming=streaming)
+
+    @property
+    def _errors(self) -> SdkErrors:
         name = self.config.name
-        if isinstance(err, ProviderError):
-            return err
-        if isinstance(err, errors.APIError):
-            status = err.code or None
-            response = getattr(err, "response", None)
-            headers = getattr(response, "headers", None)
+
+        def status(err: Exception, streaming: bool) -> ProviderError | None:
+            if not isinstance(err, errors.APIError):
+                return None
+            code = err.code or None
+            headers = getattr(getattr(err, "response", None), "headers", None)
             retry_after = parse_retry_after(headers) if headers is not None else None
             if retry_after is None:
                 retry_after = _retry_delay(err.details)
-            return ProviderError(
-                f"{status} {err.status or ''} {err.message or ''}".strip(),
-                provider=name,
-                status=status,
-                retryable=is_retryable_status(status),
-                retry_after=retry_after,
-            )
-        if isinstance(err, ValueError):  # errors.UnknownApiResponseError: a chunk that is not JSON
-            return ProviderError(f"malformed chunk: {err}", provider=name, retryable=True)
-        if isinstance(err, httpx2.TimeoutException):
-            return ProviderError("timeout talking to the provider", provider=name, retryable=True)
-        if isinstance(err, httpx2.TransportError):
-            prefix = "stream cut" if streaming else "connection error"
-            return ProviderError(f"{prefix}: {err!r}", provider=name, retryable=True)
-        return ProviderError(f"{type(err).__name__}: {err}", provider=name, retryable=True)
+            message = f"{code} {err.status or ''} {err.message or ''}".strip()
+            return status_error(name, code, message, retry_after)
+
+        # ValueError (the default "malformed"): errors.UnknownApiResponseError, a chunk that is not JSON.
+        return SdkErrors(status=status)
 
 
 def _retry_delay(details: Any) -> float | None:

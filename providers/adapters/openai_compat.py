@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx2
 import openai
 
 from providers.adapters._common import (
     HEALTH_TIMEOUT_S,
     Deadline,
-    is_retryable_status,
+    SdkErrors,
+    map_error,
     missing_key_error,
     parse_retry_after,
+    sdk_client_options,
+    status_error,
+    tool_args,
 )
 from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
 from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, ToolInputDelta, Usage
@@ -40,15 +43,9 @@ class OpenAICompatProvider(Provider):
         super().__init__(config)
         self._client: openai.AsyncOpenAI | None = None
         if config.api_key:
-            self._client = openai.AsyncOpenAI(
-                base_url=config.base_url,
-                api_key=config.api_key,
-                max_retries=0,
-                timeout=httpx2.Timeout(config.timeout_s, connect=5.0),
-                default_headers=config.extra_headers or None,
-            )
+            self._client = openai.AsyncOpenAI(**sdk_client_options(config))
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[Event, None]:
         if self._client is None:
             raise missing_key_error(self.config)
         deadline = Deadline(self.config)
@@ -118,7 +115,7 @@ class OpenAICompatProvider(Provider):
                 )
             for index in sorted(tools):
                 call_id, name, pieces = tools[index]
-                yield ToolCall(id=call_id, name=name, args=self._tool_args(name, "".join(pieces)))
+                yield ToolCall(id=call_id, name=name, args=tool_args(self.config.name, name, "".join(pieces)))
             if usage is not None:
                 yield usage
             yield Finish(finish)
@@ -135,15 +132,6 @@ class OpenAICompatProvider(Provider):
         message = error.get("message") if isinstance(error, dict) else str(error)
         return ProviderError(f"stream error: {message}", provider=self.config.name, retryable=True)
 
-    def _tool_args(self, name: str, raw: str) -> dict[str, Any]:
-        try:
-            args = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            raise ProviderError(
-                f"malformed arguments for tool call {name!r}", provider=self.config.name, retryable=True
-            ) from None
-        return args if isinstance(args, dict) else {"value": args}
-
     async def health(self) -> bool:
         if self._client is None:
             return False
@@ -159,33 +147,26 @@ class OpenAICompatProvider(Provider):
             await self._client.close()
 
     def _map_error(self, err: Exception, *, streaming: bool = False) -> ProviderError:
+        return map_error(err, self.config.name, self._errors, streaming=streaming)
+
+    @property
+    def _errors(self) -> SdkErrors:
         name = self.config.name
-        if isinstance(err, ProviderError):
-            return err
-        if isinstance(err, openai.APIStatusError):
-            status = err.status_code
-            return ProviderError(
-                f"{status} {err.message}",
-                provider=name,
-                status=status,
-                retryable=is_retryable_status(status),
-                retry_after=parse_retry_after(err.response.headers),
-            )
-        if isinstance(err, openai.APITimeoutError):
-            return ProviderError("timeout talking to the provider", provider=name, retryable=True)
-        if isinstance(err, openai.APIConnectionError):
-            cause = err.__cause__ or err
-            prefix = "stream cut" if streaming else "connection error"
-            return ProviderError(f"{prefix}: {cause}", provider=name, retryable=True)
-        if isinstance(err, openai.APIError):
-            return ProviderError(f"provider error: {err.message}", provider=name, retryable=True)
-        if isinstance(err, ValueError | AttributeError | TypeError):  # a chunk that is not the JSON we expect
-            return ProviderError(f"malformed chunk: {err}", provider=name, retryable=True)
-        if isinstance(err, httpx2.TimeoutException):
-            return ProviderError("timeout talking to the provider", provider=name, retryable=True)
-        if isinstance(err, httpx2.TransportError):
-            return ProviderError(f"stream cut: {err!r}", provider=name, retryable=True)
-        return ProviderError(f"{type(err).__name__}: {err}", provider=name, retryable=True)
+
+        def status(err: Exception, streaming: bool) -> ProviderError | None:
+            if not isinstance(err, openai.APIStatusError):
+                return None
+            code = err.status_code
+            return status_error(name, code, f"{code} {err.message}", parse_retry_after(err.response.headers))
+
+        return SdkErrors(
+            status=status,
+            timeouts=(openai.APITimeoutError,),
+            connections=(openai.APIConnectionError,),
+            api_errors=(openai.APIError,),
+            # AttributeError/TypeError: a chunk that parses as JSON but not into what we expect.
+            malformed=(ValueError, AttributeError, TypeError),
+        )
 
 
 def _message(message: ChatMessage) -> dict[str, Any]:

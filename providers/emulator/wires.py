@@ -497,7 +497,7 @@ class AnthropicWire:
         return frame
 
     def message_start(self, counts: Counts) -> bytes:
-        message = {
+        message: dict[str, Any] = {
             "id": self.id,
             "type": "message",
             "role": "assistant",

@@ -68,6 +68,7 @@ async def test_with_no_keys_every_tier_streams_from_the_local_model(settings, lo
             messages=(ChatMessage("user", "Explain quantum computing in one sentence."),),
             max_tokens=40,
             temperature=0.2,
+            flags={},
         )
     ]
     text = "".join(e.text for e in events if isinstance(e, TextDelta))

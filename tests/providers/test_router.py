@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from flags.runtime import DEFAULTS
-from providers.base import ChatMessage
+from providers.base import CONTINUE_INSTRUCTION, ChatMessage
 from providers.breaker import Breaker
 from providers.cache import ResponseCache
 from providers.events import (
@@ -24,7 +24,7 @@ from providers.events import (
     StreamError,
     TextDelta,
 )
-from providers.router import CONTINUE_INSTRUCTION, UNAVAILABLE, Router, get_router
+from providers.router import UNAVAILABLE, Router, get_router
 
 QUESTION = (ChatMessage("system", "You are helpful."), ChatMessage("user", "Explain quantum computing"))
 TERMINAL = (Finish, StreamError)

@@ -233,19 +233,15 @@ async def test_an_unknown_tier_is_an_error(at_emulator, factory):
         await factory.route_for("cheap")
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_the_stored_runtime_flags_are_read_when_none_are_given(at_emulator, breaker):
-    from asgiref.sync import sync_to_async
-
-    from flags.runtime import set_flags
-
-    await sync_to_async(set_flags)({"providers": {"disabled": ["groq"]}})
-    try:
-        route = await ModelFactory(breaker=breaker).route_for("balanced")
-    finally:
-        await sync_to_async(set_flags)({"providers": {"disabled": []}})
-
-    assert [c.provider for c in route] == ["google", "anthropic"]
+async def test_the_factory_applies_the_flags_it_is_given_and_defaults_without_any(at_emulator, breaker):
+    """The factory never reads the stored flags: the turn fetches them once and passes them in
+    (tests/chat/test_consumer.py checks that stored flags reach a turn's route)."""
+    factory = ModelFactory(breaker=breaker)  # no flags: every flag at its default
+    assert [c.provider for c in await factory.route_for("balanced")] == ["groq", "google", "anthropic"]
+    given = await factory.route_for("balanced", {"providers": {"disabled": ["groq"]}})
+    assert [c.provider for c in given] == ["google", "anthropic"]
+    made_with = ModelFactory(breaker=breaker, flags={"providers": {"primary": "anthropic"}})
+    assert (await made_with.route_for("balanced"))[0].provider == "anthropic"
 
 
 # -- prices -----------------------------------------------------------------------------------------
