@@ -49,6 +49,7 @@ def language_label(language: str) -> str:
     return language.strip()[:40] or "Text"
 
 
+@lru_cache(maxsize=512)  # a page re-renders the same answers' code on every load
 def highlight(code: str, language: str) -> str:
     """``code`` as HTML spans with Pygments classes (escaped; plain text for unknown languages)."""
     lexer = _lexer(language)

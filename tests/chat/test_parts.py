@@ -452,6 +452,15 @@ def test_the_tool_card_renders_on_its_own_from_one_part(status, label):
         assert "&quot;rows&quot;: 3" in markup and "1.2 s" in markup
     if status == "error":
         assert "The query was refused." in markup and 'role="alert"' in markup
+    assert "hx-swap-oob" not in markup
+    live = render_to_string("chat/partials/parts/tool_call.html", {"part": part, "tool_oob": True})
+    assert elements(live).elements[0][1]["hx-swap-oob"] == "outerHTML"
+
+
+def test_a_tool_card_inside_a_message_re_rendered_in_place_is_not_swapped_on_its_own():
+    view = answer([{"type": "tool-call", "toolCallId": "c1", "toolName": "t", "status": "success"}])
+    markup = render_to_string("chat/partials/_message.html", {"m": view, "oob": True})
+    assert markup.count("hx-swap-oob") == 1  # the message's own
 
 
 # ---- hostile input ----------------------------------------------------------------------------
