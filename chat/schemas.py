@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 
 class ChimeraMetadata(BaseModel):
@@ -68,10 +68,75 @@ class ComponentPart(BaseModel):
     props: Any = None
 
 
+# Bounds on one chart: enough for a 90-day report or a query result, small enough to draw at once.
+MAX_CHART_SERIES = 12
+MAX_CHART_POINTS = 2000  # per series
+_Number = Annotated[float, Field(allow_inf_nan=False)]
+_Label = Annotated[str, Field(max_length=200)]
+
+
+class ChartSeries(BaseModel):
+    """One named series: ``values`` (one per label) for line/bar/pie, ``points`` for scatter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: _Label = ""
+    values: list[_Number | None] | None = Field(default=None, max_length=MAX_CHART_POINTS)
+    points: list[tuple[_Number, _Number]] | None = Field(default=None, max_length=MAX_CHART_POINTS)
+
+
+class ChartData(BaseModel):
+    """A chart's numbers. See ``ChartPart`` for the shape per chart type."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[_Label] = Field(default_factory=list, max_length=MAX_CHART_POINTS)
+    series: list[ChartSeries] = Field(min_length=1, max_length=MAX_CHART_SERIES)
+    title: _Label | None = None
+    xLabel: _Label | None = None  # axis titles (line, bar, scatter)
+    yLabel: _Label | None = None
+
+
 class ChartPart(BaseModel):
+    """A chart drawn with the answer (the page draws it with Chart.js and a table of the same numbers).
+
+    ``data`` has one simple shape::
+
+        line, bar, pie: {"labels": ["Mon", "Tue"], "series": [{"name": "Cost", "values": [1.5, 2]}]}
+        scatter:        {"series": [{"name": "groq", "points": [[x, y], ...]}]}
+
+    plus optional ``title``, ``xLabel`` and ``yLabel``. Each series of a line/bar/pie chart has one
+    value per label (``null`` for a gap in line/bar); a pie has exactly one series of values >= 0.
+    At most 12 series of 2000 values or points; numbers are finite.
+    """
+
     type: Literal["chart"] = "chart"
-    data: Any = None
+    data: ChartData
     chartType: Literal["line", "bar", "pie", "scatter"]
+
+    @model_validator(mode="after")
+    def _shape_fits_the_chart_type(self) -> ChartPart:
+        data = self.data
+        if self.chartType == "scatter":
+            for s in data.series:
+                if s.points is None or s.values is not None:
+                    raise ValueError("each series of a scatter chart has points [[x, y], ...], not values")
+            return self
+        if not data.labels:
+            raise ValueError(f"a {self.chartType} chart needs labels")
+        for s in data.series:
+            if s.values is None or s.points is not None:
+                raise ValueError(f"each series of a {self.chartType} chart has values, not points")
+            if len(s.values) != len(data.labels):
+                raise ValueError(
+                    f"series {s.name!r} has {len(s.values)} values for {len(data.labels)} labels"
+                )
+        if self.chartType == "pie":
+            if len(data.series) != 1:
+                raise ValueError("a pie chart has exactly one series")
+            if any(v is None or v < 0 for v in data.series[0].values or []):
+                raise ValueError("a pie chart's values are numbers >= 0")
+        return self
 
 
 class MarkdownPart(BaseModel):

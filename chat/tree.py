@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.db import transaction
 
+from chat import parts as chat_parts
 from chat.models import Conversation, Message
 from chat.render import markdown_html
 
@@ -57,7 +59,8 @@ class MessageView:
         next_sibling=None,
         error="",
     ) -> MessageView:
-        data_parts = data_parts or []
+        # Stored parts are untrusted text: NULs and lone surrogates would break the page's encoding.
+        data_parts = chat_parts.scrub(data_parts or [])
         return cls(
             id=id,
             conversation_id=conversation_id,
@@ -99,7 +102,28 @@ class MessageView:
 
     @property
     def html(self) -> str:
-        return markdown_html(self.content)
+        """The answer's text as sanitised HTML, its ``[n]`` markers linked to the citations."""
+        return chat_parts.link_citations(markdown_html(self.content), self.id, len(self.citations))
+
+    @cached_property
+    def citations(self) -> list[dict[str, Any]]:
+        return chat_parts.citations(self.data_parts, self.id)
+
+    @cached_property
+    def parts(self) -> list[dict[str, Any]]:
+        """The data parts drawn under the answer, in order (``chat.parts.renderable_parts``);
+        thinking, errors and provider switches are drawn in their own places."""
+        return chat_parts.renderable_parts(self.data_parts, self.id)
+
+    @property
+    def thought_for(self) -> str:
+        """How long the model thought (``2.3 s``), when the thinking parts say."""
+        durations = [
+            p["duration"]
+            for p in self.data_parts
+            if p.get("type") == "thinking" and type(p.get("duration")) is int and p["duration"] > 0
+        ]
+        return chat_parts.thought_for(sum(durations)) if durations else ""
 
     @property
     def provider(self) -> str:

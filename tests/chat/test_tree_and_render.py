@@ -62,7 +62,9 @@ def test_markdown_is_rendered_and_sanitised():
     html = markdown_html(
         "**bold** <script>alert(1)</script> [x](javascript:alert(1)) `code`\n\n```py\nx = 1\n```"
     )
-    assert "<strong>bold</strong>" in html and "<code>code</code>" in html and "<pre>" in html
+    assert (
+        "<strong>bold</strong>" in html and "<code>code</code>" in html and '<pre class="highlight">' in html
+    )
     assert "<script" not in html and "&lt;script&gt;" in html and 'href="javascript' not in html
 
 
