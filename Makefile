@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 # llama.cpp built portable: the native build crashes on these CPUs (AMX path).
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: run run-emulator test lint format bench install local-model chromium emulator
+.PHONY: run run-emulator test lint format bench install local-model chromium bubblewrap emulator
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,10 @@ var/secret-key:
 	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 	chmod 600 $@
 
-run: $(VENV)/.installed $(VENV)/.local-model var/secret-key
+run: $(VENV)/.installed $(VENV)/.local-model var/secret-key bubblewrap
 	DEBUG=$${DEBUG:-True} $(PY) manage.py serve
 
-run-emulator: $(VENV)/.installed var/secret-key
+run-emulator: $(VENV)/.installed var/secret-key bubblewrap
 	DEBUG=$${DEBUG:-True} $(PY) manage.py serve --emulator
 
 emulator: $(VENV)/.installed
@@ -41,7 +41,14 @@ emulator: $(VENV)/.installed
 chromium:
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: $(VENV)/.installed $(VENV)/.local-model chromium
+# The executeCode sandbox. Installed when missing and we may (root); otherwise Chimera runs without it
+# and executeCode answers that code cannot run on this server.
+bubblewrap:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
+	  echo "bubblewrap (bwrap) is not installed: executeCode will not run code (apt-get install bubblewrap)"
+
+test: $(VENV)/.installed $(VENV)/.local-model chromium bubblewrap
 	mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
 

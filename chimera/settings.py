@@ -201,6 +201,21 @@ CHIMERA_TOOL_MAX_STEPS = envint("CHIMERA_TOOL_MAX_STEPS", 5)
 # Which user tiers may use which tool, e.g. {"analyzeVideo": ["pro"]}; unset tools keep their defaults.
 CHIMERA_TOOL_TIERS: dict = json.loads(envstr("CHIMERA_TOOL_TIERS", "{}"))
 
+# --- sandbox (executeCode) -----------------------------------------------------
+# Limits of one run of the model's Python (tools/sandbox.py: bubblewrap, no network, nothing of
+# the server visible). CPU seconds and wall-clock seconds; address space (MB); processes and
+# threads; bytes kept of stdout and of stderr (past that the run is stopped); the size (MB) of
+# its throwaway working directory; and runs at once per server process (more wait their turn).
+CHIMERA_SANDBOX_CPU_S = envint("CHIMERA_SANDBOX_CPU_S", 5)
+CHIMERA_SANDBOX_WALL_S = envint("CHIMERA_SANDBOX_WALL_S", 10)
+CHIMERA_SANDBOX_MEMORY_MB = envint("CHIMERA_SANDBOX_MEMORY_MB", 256)
+CHIMERA_SANDBOX_MAX_PROCS = envint("CHIMERA_SANDBOX_MAX_PROCS", 32)
+CHIMERA_SANDBOX_OUTPUT_BYTES = envint("CHIMERA_SANDBOX_OUTPUT_BYTES", 65536)
+CHIMERA_SANDBOX_DISK_MB = envint("CHIMERA_SANDBOX_DISK_MB", 16)
+CHIMERA_SANDBOX_PARALLEL = envint("CHIMERA_SANDBOX_PARALLEL", 4)
+# bubblewrap: a path, or a name looked up in /usr/bin, /bin, /usr/local/bin. Without it no code runs.
+CHIMERA_SANDBOX_BWRAP = envstr("CHIMERA_SANDBOX_BWRAP", "bwrap")
+
 # --- alerts (the spec's thresholds) ----------------------------------------------
 CHIMERA_ALERT_ERROR_RATE = float(envstr("CHIMERA_ALERT_ERROR_RATE", "0.05"))
 CHIMERA_ALERT_LATENCY_P95_MS = envint("CHIMERA_ALERT_LATENCY_P95_MS", 5000)
