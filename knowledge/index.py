@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from knowledge import embedding, offload
 from knowledge.chunking import split_into_chunks
@@ -72,9 +72,17 @@ def index_message(
         message_id=message_id,
         role=role[:16],
     )
-    with transaction.atomic():
-        Chunk.objects.filter(message_id=message_id).delete()
-        Chunk.objects.bulk_create(chunks)
+    try:
+        with transaction.atomic():
+            Chunk.objects.filter(message_id=message_id).delete()
+            Chunk.objects.bulk_create(chunks)
+    except IntegrityError:
+        # The same message indexed twice at once (PostgreSQL): the other call's passages stand.
+        # Anything else (an unknown user, a missing id) has left none, and is the caller's bug.
+        existing = Chunk.objects.filter(message_id=message_id).count()
+        if not existing:
+            raise
+        return existing
     return len(chunks)
 
 

@@ -27,8 +27,8 @@ def _get_document_for_user(request, document_id) -> Document:
 @require_http_methods(["GET", "POST"])
 def index(request):
     errors: list[str] = []
-    form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES)  # bound even when only a file was sent
         if form.is_valid():
             upload = form.cleaned_data["file"]
             try:

@@ -68,8 +68,9 @@ CAT_ANSWER_TEXT = (
 )
 
 
-def make_pdf(lines: list[str]) -> bytes:
-    """A one-page PDF whose text is ``lines`` (ASCII), with a correct cross-reference table."""
+def make_pdf(lines: list[str], padding: int = 0) -> bytes:
+    """A one-page PDF whose text is ``lines`` (ASCII), with a correct cross-reference table;
+    ``padding`` bytes of comment make it as large as a test needs."""
     text_ops = ["BT", "/F1 11 Tf", "14 TL", "72 740 Td"]
     for line in lines:
         escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
@@ -85,6 +86,8 @@ def make_pdf(lines: list[str]) -> bytes:
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     ]
     out = bytearray(b"%PDF-1.4\n")
+    if padding:
+        out += b"%" + b"x" * padding + b"\n"
     offsets = []
     for number, body in enumerate(objects, start=1):
         offsets.append(len(out))

@@ -147,6 +147,16 @@ def test_a_file_over_the_size_limit_is_refused(alice_client, alice, settings):
     assert not Document.objects.exists()
 
 
+def test_a_file_larger_than_the_request_body_limit_but_within_the_upload_limit_is_added(
+    alice_client, settings
+):
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE < 2_000_000 < settings.CHIMERA_KNOWLEDGE_MAX_UPLOAD_BYTES
+    pdf = helpers.make_pdf(helpers.LISBON_PDF_LINES, padding=2_000_000)
+    response = upload(alice_client, "Lisbon.pdf", pdf)
+    assert "Added “Lisbon”: 1 passage." in response.content.decode()
+    assert Document.objects.get().size == len(pdf)
+
+
 def test_a_file_with_too_much_text_is_refused(alice_client, settings):
     settings.CHIMERA_KNOWLEDGE_MAX_CHARS = 500
     response = upload(alice_client, "long.md", b"word " * 300, follow=False)
@@ -159,6 +169,12 @@ def test_a_pdf_with_too_much_text_is_refused_without_reading_it_all(alice_client
     response = upload(alice_client, "Lisbon.pdf", helpers.make_pdf(helpers.LISBON_PDF_LINES), follow=False)
     assert response.status_code == 400
     assert "has more than 100 characters of text" in response.content.decode()
+
+
+def test_a_file_alone_is_enough(alice_client, alice):
+    response = alice_client.post("/knowledge/", {"file": SimpleUploadedFile("only.txt", b"Just a file.")})
+    assert response.status_code == 302
+    assert Document.objects.get(user=alice).title == "only"
 
 
 def test_a_post_without_a_file_asks_for_one(alice_client):
