@@ -12,7 +12,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(PIP) install -q -r requirements.txt -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import django, channels, daphne, openai, anthropic, google.genai, pytest_playwright"
+	$(PY) -c "import django, channels, daphne, openai, anthropic, google.genai, pytest_playwright, onnxruntime, tokenizers, pypdf"
 	touch $@
 
 install: $(VENV)/.installed

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "usage",
     "chat",
     "tools",
+    "knowledge",
 ]
 
 MIDDLEWARE = [
@@ -215,6 +216,21 @@ CHIMERA_SANDBOX_DISK_MB = envint("CHIMERA_SANDBOX_DISK_MB", 16)
 CHIMERA_SANDBOX_PARALLEL = envint("CHIMERA_SANDBOX_PARALLEL", 4)
 # bubblewrap: a path, or a name looked up in /usr/bin, /bin, /usr/local/bin. Without it no code runs.
 CHIMERA_SANDBOX_BWRAP = envstr("CHIMERA_SANDBOX_BWRAP", "bwrap")
+
+# --- knowledge (documents, conversations, retrieval) -------------------------------
+# Largest file a person may add, in bytes, and the most text (characters) one file may hold:
+# its passages are embedded during the upload request (about 10 s per 200,000 characters on 2 cores).
+CHIMERA_KNOWLEDGE_MAX_UPLOAD_BYTES = envint("CHIMERA_KNOWLEDGE_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
+CHIMERA_KNOWLEDGE_MAX_CHARS = envint("CHIMERA_KNOWLEDGE_MAX_CHARS", 200_000)
+# Passages less similar than this (cosine, all-MiniLM-L6-v2) are not found by meaning alone.
+CHIMERA_KNOWLEDGE_MIN_SIMILARITY = float(envstr("CHIMERA_KNOWLEDGE_MIN_SIMILARITY", "0.25"))
+# Threads doing knowledge work for async callers (searches, indexing messages), and the embedding
+# model's own threads per run: 1 by default, so a long upload never takes both cores of a small
+# server from the streams (2 is ~1.8x faster per passage on an idle 2-core machine, slower on a busy one).
+CHIMERA_KNOWLEDGE_THREADS = envint("CHIMERA_KNOWLEDGE_THREADS", 2)
+CHIMERA_EMBEDDING_THREADS = envint("CHIMERA_EMBEDDING_THREADS", 1)
+# Users whose chunk vectors each process keeps in memory (1.5 KB per chunk) between searches.
+CHIMERA_KNOWLEDGE_CACHED_USERS = envint("CHIMERA_KNOWLEDGE_CACHED_USERS", 32)
 
 # --- alerts (the spec's thresholds) ----------------------------------------------
 CHIMERA_ALERT_ERROR_RATE = float(envstr("CHIMERA_ALERT_ERROR_RATE", "0.05"))

@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("api/", include("chat.api_urls")),
     path("usage/", include("usage.urls")),
+    path("knowledge/", include("knowledge.urls")),
     path("", include("chat.urls")),
 ]

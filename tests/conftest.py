@@ -45,12 +45,14 @@ def pytest_sessionstart(session):
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_turn_database_threads(django_db_setup):
-    """The turn threads keep their connections open (chimera/db.py); close them before the test
-    database is dropped."""
+    """The turn threads and the knowledge threads keep their connections open (chat/db.py,
+    knowledge/offload.py); close them before the test database is dropped."""
     yield
     from chat import db
+    from knowledge import offload
 
     db.close_all()
+    offload.close_all()
 
 
 # ---- ordering: browser tests last (ENVIRONMENT.md pothole 6) ---------------------------
