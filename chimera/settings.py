@@ -201,6 +201,12 @@ CHIMERA_DEMO_USER = envstr("CHIMERA_DEMO_USER", "demo")
 CHIMERA_TOOL_MAX_STEPS = envint("CHIMERA_TOOL_MAX_STEPS", 5)
 # Which user tiers may use which tool, e.g. {"analyzeVideo": ["pro"]}; unset tools keep their defaults.
 CHIMERA_TOOL_TIERS: dict = json.loads(envstr("CHIMERA_TOOL_TIERS", "{}"))
+# queryDatabase: how long one query may run, how many rows come back, how long a value may be.
+CHIMERA_SQL_TIMEOUT_MS = envint("CHIMERA_SQL_TIMEOUT_MS", 3000)
+CHIMERA_SQL_MAX_ROWS = envint("CHIMERA_SQL_MAX_ROWS", 200)
+CHIMERA_SQL_MAX_CELL_CHARS = envint("CHIMERA_SQL_MAX_CELL_CHARS", 1000)
+CHIMERA_SQL_LOCK_TIMEOUT_MS = envint("CHIMERA_SQL_LOCK_TIMEOUT_MS", 1000)
+CHIMERA_SQL_IDLE_TIMEOUT_MS = envint("CHIMERA_SQL_IDLE_TIMEOUT_MS", 10_000)
 
 # --- sandbox (executeCode) -----------------------------------------------------
 # Limits of one run of the model's Python (tools/sandbox.py: bubblewrap, no network, nothing of
