@@ -45,6 +45,8 @@ from chat.schemas import (
     dump_part,
 )
 from flags.runtime import aget_flags
+from knowledge.index import aindex_message
+from knowledge.rag import rag_context
 from providers.base import ChatMessage
 from providers.catalog import direct_providers_configured
 from providers.events import (
@@ -71,6 +73,8 @@ log = logging.getLogger(__name__)
 HISTORY_CHAR_BUDGET = 120_000
 # Every process touches its running answers this often, so no other process takes one for dead.
 HEARTBEAT_S = 10.0
+# useRAG: passages of the user's knowledge put in the prompt.
+RAG_PASSAGES = 4
 # A tool's output as the model reads it back, at most (characters of JSON).
 TOOL_RESULT_CHARS = 16_000
 INTERNAL_ERROR = "Something went wrong while answering. Your message is saved; try again."
@@ -212,6 +216,8 @@ class Turn:
         messages = prompt(self.prepared.branch, self.request)
         last_step = max(1, settings.CHIMERA_TOOL_MAX_STEPS)
         try:
+            if self.request.options.use_rag:
+                messages = await self._with_knowledge(messages)
             for step in range(1, last_step + 1):
                 # The last step offers no tools: the model must answer with what it has.
                 offered = self.tool_definitions if step < last_step else ()
@@ -310,6 +316,19 @@ class Turn:
             self.finish_reason = event.reason
         elif isinstance(event, StreamError):
             self._fail(event)
+
+    async def _with_knowledge(self, messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+        """useRAG: the best passages of the user's knowledge in the prompt (numbered, to be cited as
+        [n]), and their sources with the answer, in the same order."""
+        question = self.prepared.branch[-1].content if self.prepared.branch else self.request.content
+        block, sources = await rag_context(self.user_id, question, k=RAG_PASSAGES)
+        for source in sources:
+            self._add_part(source)
+        if not block:
+            return messages
+        if messages and messages[0].role == "system":
+            return (ChatMessage("system", f"{messages[0].content}\n\n{block}"), *messages[1:])
+        return (ChatMessage("system", block), *messages)
 
     def _call_id(self, given: str) -> str:
         """The provider's id, made unique within the answer (Gemini may send none or repeat one)."""
@@ -450,6 +469,8 @@ class Turn:
         )
         self._publish(self.finished)
         _running.pop(self.id, None)
+        if settings.CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS and text:
+            _remember(self)
 
     def _record_cancelled_attempt(self, text: str) -> None:
         """The router was cancelled mid-attempt: its attempt never finished, so record it here
@@ -493,6 +514,25 @@ class Turn:
         )
 
 
+def _remember(turn: Turn) -> None:
+    """The exchange becomes searchable knowledge (searchKnowledge, useRAG), in the background."""
+    request, prepared = turn.request, turn.prepared
+
+    async def index() -> None:
+        try:
+            if request.content:
+                await aindex_message(
+                    turn.user_id, turn.conversation_id, prepared.user_message_id, "user", request.content
+                )
+            await aindex_message(turn.user_id, turn.conversation_id, turn.id, "assistant", turn.text)
+        except Exception:
+            log.exception("indexing the exchange of %s failed", turn.id)
+
+    task = asyncio.create_task(index(), name=f"index-{turn.id}", context=contextvars.Context())
+    _indexing.add(task)
+    task.add_done_callback(_indexing.discard)
+
+
 # ---- stopping --------------------------------------------------------------------------------------
 async def stop_turn(user, message_id: uuid.UUID) -> bool:
     """Stop an answer in flight; its partial text is kept as `incomplete`."""
@@ -514,6 +554,7 @@ async def stop_turn(user, message_id: uuid.UUID) -> bool:
 # ---- the turns this process runs, and their heartbeat ---------------------------------------------
 # By answer id. Strong references keep the tasks alive.
 _running: dict[uuid.UUID, Turn] = {}
+_indexing: set[asyncio.Task] = set()  # exchanges being indexed as knowledge (strong references)
 _heartbeat: dict[str, asyncio.Task] = {}
 
 

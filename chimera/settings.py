@@ -237,6 +237,8 @@ CHIMERA_KNOWLEDGE_THREADS = envint("CHIMERA_KNOWLEDGE_THREADS", 2)
 CHIMERA_EMBEDDING_THREADS = envint("CHIMERA_EMBEDDING_THREADS", 1)
 # Users whose chunk vectors each process keeps in memory (1.5 KB per chunk) between searches.
 CHIMERA_KNOWLEDGE_CACHED_USERS = envint("CHIMERA_KNOWLEDGE_CACHED_USERS", 32)
+# Every finished exchange is indexed as knowledge in the background (one embedding run per message).
+CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS = envbool("CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS", True)
 
 # --- alerts (the spec's thresholds) ----------------------------------------------
 CHIMERA_ALERT_ERROR_RATE = float(envstr("CHIMERA_ALERT_ERROR_RATE", "0.05"))

@@ -33,6 +33,7 @@ from chat.errors import NotFound, TurnError
 from chat.models import Conversation, Message
 from chat.request import TurnRequest
 from chat.turns import running_turn, settle_orphans, start_turn, stop_turn
+from knowledge.index import aforget_conversation
 
 router = Router(tags=["conversations"])
 ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -131,6 +132,7 @@ async def delete_conversation(request, conversation_id: uuid.UUID):
     ).values_list("id", flat=True):
         await stop_turn(request.auth, message_id)
     await conversation.adelete()
+    await aforget_conversation(conversation_id)  # its messages stop being knowledge
     return 204, None
 
 
