@@ -16,13 +16,17 @@ import uuid
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import page, tree
+from chat import db, page, tree
 from chat.access import amessage_for, as_uuid, conversation_for
-from chat.errors import NotFound, TurnError
+from chat.errors import NotFound, RateLimited, TurnError
 from chat.request import TurnOptions, TurnRequest
 from chat.turns import Turn, start_turn, stop_turn
 from chat.watch import watch
+from flags.runtime import aget_flags
+from tools import registry as tool_registry
+from tools.base import ToolContext
 from tools.registry import TOOLS
+from usage import limits
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     await stop_turn(self.user, message_id)
             elif action == "attach":
                 await self._attach(data.get("message_id"))
+            elif action == "run_code":
+                await self._run_code(data.get("message_id"), data.get("part"))
             else:
                 await self._error(f"Unknown action {action!r}.", "input-error")
         except TurnError as exc:
@@ -104,6 +110,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _branch(self, turn: Turn) -> str:
         conversation = conversation_for(self.user, turn.conversation_id)
         return page.branch_fragment(tree.branch_messages(conversation))
+
+    # ---- the Run button of an executable code part -----------------------------------------
+    async def _run_code(self, message_id, index) -> None:
+        """Run an answer's executable code part through the executeCode tool (same sandbox, same
+        limits, counted against the message limit) and show its output under the code."""
+        message = await amessage_for(self.user, message_id)
+        parts = message.data_parts or []
+        part = (
+            parts[index]
+            if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(parts)
+            else None
+        )
+        if not isinstance(part, dict) or part.get("type") != "code" or not part.get("executable"):
+            raise TurnError("not_runnable", "That part of the answer is not code that can be run.", 400)
+        limit = limits.limit_for(self.user, await aget_flags())
+        if limit is not None:
+            retry_after = await db.run(limits.check_sync, self.user, limit)
+            if retry_after:
+                raise RateLimited(retry_after)
+        ctx = ToolContext(
+            user_id=self.user.pk,
+            user_tier=getattr(self.user, "tier", "free"),
+            conversation_id=message.conversation_id,
+            answer_id=message.id,
+        )
+        outcome = await tool_registry.invoke(
+            "executeCode", {"language": part.get("language"), "code": part.get("code")}, ctx
+        )
+        await self.send(text_data=page.code_output_fragment(f"code-output-{message.id}-{index}", outcome))
 
     # ---- watching an answer --------------------------------------------------------------
     async def _attach(self, message_id) -> None:

@@ -11,10 +11,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.template.loader import render_to_string
+from pydantic import BaseModel
 
 from chat.events import TextSnapshot, TurnFinished
+from chat.parts import renderable_parts
 from chat.render import delta_fragment, first_token_fragment, reasoning_fragment, replace_text_fragment
-from chat.schemas import ProviderSwitchPart
+from chat.schemas import ErrorPart, ProviderSwitchPart, dump_part
 from chat.tree import PROVIDER_LABELS, MessageView
 from providers.events import ReasoningDelta, TextDelta
 
@@ -46,11 +48,13 @@ def message_fragment(view: Any) -> str:
 class PageEncoder:
     """One answer's events as the page's fragments (a watch batch in, one socket frame out)."""
 
-    __slots__ = ("message_id", "started")
+    __slots__ = ("_parts", "_tool_at", "message_id", "started")
 
     def __init__(self, message_id: Any) -> None:
         self.message_id = str(message_id)
         self.started = False  # the thinking indicator is gone
+        self._parts: list[dict[str, Any]] = []  # the data parts so far, as stored (tool cards updated)
+        self._tool_at: dict[str, int] = {}
 
     def _first_token(self, parts: list[str]) -> None:
         if not self.started:
@@ -76,7 +80,23 @@ class PageEncoder:
                     parts.append(replace_text_fragment(mid, ""))
             elif tp is TurnFinished:
                 parts.append(self.finished(event))
+            elif isinstance(event, BaseModel) and tp is not ErrorPart:  # a tool card, a chart, a source…
+                parts.append(self._part(dump_part(event)))
         return "".join(parts)
+
+    def _part(self, part: dict[str, Any]) -> str:
+        """The answer's parts drawn again with this one (a card's new status replaces the old)."""
+        call_id = part.get("toolCallId") if part.get("type") == "tool-call" else None
+        if call_id is not None and call_id in self._tool_at:
+            self._parts[self._tool_at[call_id]] = part
+        else:
+            if call_id is not None:
+                self._tool_at[call_id] = len(self._parts)
+            self._parts.append(part)
+        return render_to_string(
+            "chat/partials/_message_parts_oob.html",
+            {"message_id": self.message_id, "parts": renderable_parts(self._parts, self.message_id)},
+        )
 
     @staticmethod
     def finished(event: TurnFinished) -> str:
@@ -135,3 +155,13 @@ def new_turn_fragment(turn: Any) -> str:
 def branch_fragment(messages: list[MessageView]) -> str:
     """The whole active branch, replaced (after an edit or a regenerate)."""
     return render_to_string("chat/partials/_branch_oob.html", {"messages": messages})
+
+
+def code_output_fragment(target_id: str, outcome: Any) -> str:
+    """A Run button's result (``tools.registry.Outcome``) drawn into its code part's output box."""
+    if outcome.result is not None:
+        parts = renderable_parts([dump_part(p) for p in outcome.result.parts], "run")
+        html = "".join(render_to_string(p["template"], {"part": p}) for p in parts)
+    else:
+        html = render_to_string("chat/partials/_run_error.html", {"error": outcome.error})
+    return f'<div id="{target_id}" class="code-output" data-testid="code-output" hx-swap-oob="innerHTML">{html}</div>'
