@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -243,19 +244,37 @@ def test_a_provider_switch_mid_answer_is_a_data_part_and_the_text_continues(
     assert metadata_of(parts)["switches"][0]["fromProvider"] == "groq"
 
 
-def test_a_tool_call_streams_as_a_data_tool_call_part_and_is_saved(live_server, emu, http, alice, alice_key):
+def test_a_tool_call_runs_streams_as_ai_sdk_tool_parts_and_is_saved(live_server, emu, http, alice, alice_key):
+    from knowledge.index import add_document
+
+    add_document(alice, "comets.md", b"# Comets\n\nHalley's Comet returns every 76 years.")
+    directive = json.dumps({"query": "Halley comet", "k": 2})
     body = {
-        "messages": [{"role": "user", "content": "Use searchKnowledge to find comets"}],
+        "messages": [{"role": "user", "content": f"Find it [[tool:searchKnowledge {directive}]]"}],
         "config": {"tools": ["searchKnowledge"]},
     }
     response, parts = chat(http, live_server.url, body, alice_key)
 
-    call = next(p for p in parts if isinstance(p, dict) and p["type"] == "data-tool-call")
-    assert call["data"]["toolName"] == "searchKnowledge" and call["data"]["status"] == "pending"
-    assert call["id"] == call["data"]["toolCallId"]
-    assert parts[-2] == {"type": "finish", "finishReason": "tool-calls"}
+    kinds = types(parts)
+    order = [kinds.index(k) for k in ("tool-input-start", "tool-input-available", "tool-output-available")]
+    assert order == sorted(order)
+    assert kinds.index("tool-output-available") < kinds.index("finish-step") < kinds.index("start-step", 2)
+    available = next(p for p in parts if isinstance(p, dict) and p["type"] == "tool-input-available")
+    assert available["toolName"] == "searchKnowledge" and available["input"] == {
+        "query": "Halley comet",
+        "k": 2,
+    }
+    output = next(p for p in parts if isinstance(p, dict) and p["type"] == "tool-output-available")
+    assert "76 years" in json.dumps(output["output"])
+    statuses = [p["data"]["status"] for p in parts if isinstance(p, dict) and p["type"] == "data-tool-call"]
+    assert statuses == ["pending", "running", "success"]
+    assert any(isinstance(p, dict) and p["type"] == "source-document" for p in parts)
+    assert parts[-2] == {"type": "finish", "finishReason": "stop"}
+    assert "Tool results:" in text_of(parts) and "76 years" in text_of(parts)
     answer = answer_of(response.headers["x-conversation-id"])
-    assert answer.tool_invocations[0]["toolName"] == "searchKnowledge"
+    assert answer.status == "complete"
+    [call] = answer.tool_invocations
+    assert call["toolName"] == "searchKnowledge" and call["status"] == "success"
     assert any(
         t.get("function", t).get("name") == "searchKnowledge" for t in emu.requests()[-1]["body"]["tools"]
     )
