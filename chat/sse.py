@@ -8,7 +8,12 @@ object per ``data:`` line, ending with ``data: [DONE]``. For one answer we send:
     reasoning-start / reasoning-delta… / reasoning-end      (reasoning models)
     text-start / text-delta… / text-end                     (the answer)
     data-provider-switch {fromProvider, toProvider, model, mode, reason[, discardTextId]}
-    data-tool-call / data-error / …                         (ChimeraDataPart kinds)
+    tool-input-start / tool-input-delta… / tool-input-available     (a model asks for a tool)
+    tool-output-available | tool-output-error                       (the tool ran)
+    data-tool-call {…} with id = toolCallId                  (the same call, as Chimera's data part)
+    finish-step  start-step                                  (between the steps of a tool loop)
+    source-document {sourceId, title, providerMetadata.chimera}     (useRAG / searchKnowledge sources)
+    data-chart / data-code / data-error / …                  (the other ChimeraDataPart kinds)
     message-metadata {ChimeraMetadata + status}
     error {errorText}                                        (only when the answer failed)
     finish-step   finish {finishReason}   [DONE]

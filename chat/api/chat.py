@@ -50,7 +50,8 @@ STREAM_DOC = {
             "description": (
                 "An AI SDK UI message stream (`x-vercel-ai-ui-message-stream: v1`): `data: {part}` events — "
                 "start, start-step, reasoning-*, text-start/text-delta/text-end, data-provider-switch, "
-                "data-tool-call, data-error, message-metadata (ChimeraMetadata), error, finish-step, finish — "
+                "tool-input-start/-delta/-available, tool-output-available/-error, data-tool-call, "
+                "source-document, data-chart/data-code/…, data-error, message-metadata (ChimeraMetadata), error, finish-step, finish — "
                 "then `data: [DONE]`. With `Accept: application/json` (or the enableStreaming flag off): one "
                 "JSON answer. Headers: X-Conversation-Id, X-Message-Id, X-Model-Used, X-Gateway-Cache, "
                 "X-Trace-Id, and X-Token-Count when known before the body."
