@@ -558,6 +558,12 @@ _indexing: set[asyncio.Task] = set()  # exchanges being indexed as knowledge (st
 _heartbeat: dict[str, asyncio.Task] = {}
 
 
+async def background_work_done() -> None:
+    """Wait until the exchanges this process is indexing are in (a clean shutdown, and tests)."""
+    while _indexing:
+        await asyncio.gather(*list(_indexing), return_exceptions=True)
+
+
 def running_turn(message_id: uuid.UUID) -> Turn | None:
     return _running.get(message_id)
 

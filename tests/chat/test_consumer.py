@@ -328,3 +328,24 @@ async def test_the_stored_runtime_flags_decide_the_route_of_a_turn(alice, emu):
     message = await Message.objects.aget(pk=status_of(frames)["message-id"])
     assert message.metadata["provider"] == "google"
     assert {r["provider"] for r in emu.requests()} == {"gemini"}
+
+
+async def test_a_finished_exchange_becomes_its_owners_knowledge_and_no_one_elses(alice, bob, emu, settings):
+    from chat.turns import background_work_done
+    from knowledge.search import asearch
+
+    settings.CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS = True
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="My cat Mochi only eats smoked duck.")
+    frames = await frames_until(communicator, 'data-testid="message-complete"')
+    await communicator.disconnect()
+    await background_work_done()
+
+    status = status_of(frames)
+    answer = await Message.objects.aget(pk=status["message-id"])
+    found = await asearch(alice.id, "What does Mochi eat?", k=5)
+    assert found and found[0].message_id == answer.parent_message_id  # the question, ranked first
+    assert found[0].conversation_id == answer.conversation_id and "smoked duck" in found[0].text
+    assert any(p.message_id == answer.id for p in found)  # and the answer
+    assert await asearch(bob.id, "What does Mochi eat?", k=5) == []

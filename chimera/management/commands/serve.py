@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,24 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from chimera.context_processors import PROVIDER_KEYS
+
+# What a helper process (the emulator, the local model server) may see of our environment. Not
+# PORT or HOST (llama.cpp's server reads them and would take the web port), no keys, no secrets.
+CHILD_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+
+
+def _child_env() -> dict[str, str]:
+    return {name: os.environ[name] for name in CHILD_ENV if name in os.environ}
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def _wait_for(url: str, process: subprocess.Popen, what: str, seconds: float = 60) -> None:
@@ -45,19 +64,27 @@ class Command(BaseCommand):
     def handle(self, port, host, emulator, **options):
         call_command("migrate", verbosity=0)
         call_command("ensure_demo_user")
+        if _port_taken(host, port):
+            raise CommandError(
+                f"Port {port} on {host} is already in use: stop what runs there, or pick another with PORT=…"
+            )
         children: list[subprocess.Popen] = []
         env = dict(os.environ)
         try:
             if emulator or settings.CHIMERA_EMULATOR_URL:
                 url = settings.CHIMERA_EMULATOR_URL or "http://127.0.0.1:8765"
                 if not settings.CHIMERA_EMULATOR_URL:
-                    proc = subprocess.Popen([sys.executable, "-m", "providers.emulator", "--port", "8765"])
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "providers.emulator", "--port", "8765"],
+                        env=_child_env(),
+                        cwd=settings.BASE_DIR,
+                    )
                     children.append(proc)
                     _wait_for(url + "/_control/health", proc, "the emulator")
                 env["CHIMERA_EMULATOR_URL"] = url
                 self.stdout.write(f"Providers: the emulator at {url}")
             elif not any(getattr(settings, k) for k in PROVIDER_KEYS):
-                children.append(self._start_local_model())
+                self._start_local_model(children)
             else:
                 self.stdout.write("Providers: real services (keys found in the environment)")
             self.stdout.write(self.style.SUCCESS(f"Chimera: http://{host}:{port}/  (Ctrl+C stops)"))
@@ -79,7 +106,7 @@ class Command(BaseCommand):
                     except subprocess.TimeoutExpired:
                         child.kill()
 
-    def _start_local_model(self) -> subprocess.Popen:
+    def _start_local_model(self, children: list[subprocess.Popen]) -> None:
         try:
             import importlib.resources
 
@@ -94,6 +121,12 @@ class Command(BaseCommand):
         base = settings.CHIMERA_LOCAL_MODEL_URL  # http://127.0.0.1:8766/v1
         hostport = base.split("://", 1)[1].split("/", 1)[0]
         mhost, mport = hostport.rsplit(":", 1)
+        if _port_taken(mhost, int(mport)):
+            raise CommandError(
+                f"The local model server needs port {mport} on {mhost}, which is already in use: stop what "
+                f"runs there, or point CHIMERA_LOCAL_MODEL_URL at a free port."
+            )
+        self.stdout.write("Starting the local model (SmolLM2-135M-Instruct on llama.cpp)…")
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -114,9 +147,10 @@ class Command(BaseCommand):
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=_child_env(),
         )
+        children.append(proc)  # stopped on the way out, also when it never comes up
         _wait_for(base + "/models", proc, "the local model server")
         self.stdout.write(
             f"Providers: none configured, so the local model SmolLM2-135M-Instruct answers ({base})"
         )
-        return proc
