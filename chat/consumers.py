@@ -16,7 +16,7 @@ import uuid
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import db, page, tree
+from chat import db, page, text, tree
 from chat.access import amessage_for, as_uuid, conversation_for
 from chat.errors import NotFound, RateLimited, TurnError
 from chat.request import TurnOptions, TurnRequest
@@ -55,6 +55,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         action = data.get("action") or "send"
         try:
+            text.check(data)
             if action in ("send", "edit", "regenerate"):
                 await self._start(action, self._turn_request(action, data))
             elif action == "stop":

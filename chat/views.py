@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import tree
+from chat import text, tree
 from chat.access import conversation_for
 from chat.models import Conversation
 from chat.request import TIERS
@@ -19,7 +19,7 @@ def _get_conversation_for_user(request, conversation_id) -> Conversation:
 
 
 def _sidebar(request) -> dict:
-    q = request.GET.get("q", "").strip()[:200]
+    q = text.storable(request.GET.get("q", "")).strip()[:200]
     conversations = Conversation.objects.filter(user=request.user, is_archived=False)
     if q:
         conversations = conversations.filter(

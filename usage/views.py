@@ -12,7 +12,7 @@ from usage import dashboard as data
 @require_GET
 def dashboard(request):
     raw = request.GET.get("hours", "24")
-    hours = min(max(int(raw), 1), 24 * 30) if raw.isdigit() else 24
+    hours = min(max(int(raw), 1), 24 * 30) if raw.isascii() and raw.isdigit() else 24
     from providers.health import provider_health
 
     live = request.GET.get("live") == "1"

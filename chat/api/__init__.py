@@ -11,15 +11,34 @@ Errors: ``{"error": {"code", "message"[, "field"]}}`` (``chat.api.errors``).
 from __future__ import annotations
 
 from ninja import NinjaAPI
+from ninja.parser import Parser
 
+from chat import text
 from chat.api import errors
 from chat.api.auth import api_key, session
+
+
+class StorableTextParser(Parser):
+    """ninja's JSON parser, refusing text no database can store (NUL, unpaired surrogates) with a
+    400 that names the field, in bodies and in query strings."""
+
+    def parse_body(self, request):
+        data = super().parse_body(request)
+        text.check(data)
+        return data
+
+    def parse_querydict(self, data, list_fields, request):
+        result = super().parse_querydict(data, list_fields, request)
+        text.check(result)
+        return result
+
 
 api = NinjaAPI(
     title="Chimera API",
     version="2",
     urls_namespace="api",
     auth=[api_key, session],
+    parser=StorableTextParser(),
     description=(
         "Programs: `Authorization: Bearer <key>` (keys from /accounts/settings/ or "
         "`python manage.py create_api_key <username>`). The page: session cookie plus `X-CSRFToken`. "

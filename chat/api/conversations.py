@@ -50,7 +50,7 @@ STREAMED = {
 
 class ListQuery(Schema):
     limit: int = NinjaField(default=20, ge=1, le=100)
-    offset: int = NinjaField(default=0, ge=0)
+    offset: int = NinjaField(default=0, ge=0, le=2**31 - 1)  # past that, a database integer overflows
     archived: bool = False
     q: str = NinjaField(default="", max_length=200)
 

@@ -87,6 +87,8 @@ def _validation(request, exc: ValidationError) -> JsonResponse:
 def _http_error(request, exc: HttpError) -> JsonResponse:
     if isinstance(exc.__cause__, RequestDataTooBig):
         return _too_large()
+    if isinstance(exc.__cause__, TurnError):  # the parser refused the body (chat.api.StorableTextParser)
+        return _turn_error(request, exc.__cause__)
     status = exc.status_code
     if status == 400 and str(exc).startswith("Cannot parse request body"):
         return error_response("malformed_json", "The request body is not valid JSON.", 400, "body")

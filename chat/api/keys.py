@@ -38,6 +38,13 @@ def list_keys(request):
     summary="Create a key; it is shown in this response only",
 )
 def create_key(request, payload: ApiKeyIn):
+    # A key may not mint keys: a leaked one could otherwise make another that outlives its revocation.
+    if "Authorization" in request.headers:
+        raise TurnError(
+            "forbidden",
+            "An API key cannot create API keys: sign in and create one at /accounts/settings/.",
+            403,
+        )
     key, raw = apikeys.create_api_key(request.auth, payload.name.strip() or "default")
     return 201, {**key_json(key), "key": raw}
 

@@ -84,7 +84,7 @@ def test_the_command_refuses_an_unknown_user(db):
 
 def test_the_api_lists_creates_and_revokes_keys(live_server, http, alice, alice_key, bob_key):
     auth = {"Authorization": f"Bearer {alice_key}"}
-    created = http.post(live_server.url + "/api/keys", json={"name": "script"}, headers=auth)
+    created = signed_in(alice).post("/api/keys", {"name": "script"}, content_type="application/json")
     assert created.status_code == 201
     new = created.json()
     assert new["key"].startswith("chk_") and new["name"] == "script"
@@ -100,3 +100,14 @@ def test_the_api_lists_creates_and_revokes_keys(live_server, http, alice, alice_
         http.get(live_server.url + "/api/keys", headers={"Authorization": f"Bearer {new['key']}"}).status_code
         == 401
     )
+
+
+def test_an_api_key_cannot_mint_api_keys(live_server, http, alice, alice_key):
+    response = http.post(
+        live_server.url + "/api/keys",
+        json={"name": "spare"},
+        headers={"Authorization": f"Bearer {alice_key}"},
+    )
+    assert response.status_code == 403
+    assert "cannot create API keys" in response.json()["error"]["message"]
+    assert list(ApiKey.objects.filter(user=alice).values_list("name", flat=True)) == ["tests"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -251,3 +252,67 @@ def test_the_openapi_document_and_docs_page_are_served(live_server, http):
     assert "/api/chat/v2" in paths and "/api/conversations/{conversation_id}" in paths
     schemes = schema.json()["components"]["securitySchemes"]
     assert {"ApiKeyAuth", "SessionCsrfAuth"} <= set(schemes)
+
+
+# Text no database can store, wherever a client can put it: (what, method, path, body, field).
+NUL, SURROGATE = "a\u0000b", "a\ud800b"
+UNSTORABLE = [
+    (
+        "NUL in a message",
+        "POST",
+        "/api/chat/v2",
+        {"messages": [{"role": "user", "content": NUL}]},
+        "messages[0].content",
+    ),
+    (
+        "unpaired surrogate",
+        "POST",
+        "/api/chat/v2",
+        {"messages": [{"role": "user", "content": SURROGATE}]},
+        "messages[0].content",
+    ),
+    (
+        "NUL in history",
+        "POST",
+        "/api/chat/v2",
+        {"messages": [{"role": "system", "content": NUL}, USER]},
+        "messages[0].content",
+    ),
+    (
+        "NUL in a key",
+        "POST",
+        "/api/chat/v2",
+        {"messages": [USER], "context": {"sessionData": {NUL: 1}}},
+        "context.sessionData",
+    ),
+    ("NUL in a title", "PATCH", "/api/conversations/{id}", {"title": NUL}, "title"),
+    ("NUL in a search", "GET", "/api/conversations?q=%00", None, "q"),
+    ("surrogate in a key name", "POST", "/api/keys", {"name": SURROGATE}, "name"),
+]
+
+
+def test_text_no_database_can_store_is_a_400_naming_the_field(live_server, http, alice, alice_key):
+    conversation = Conversation.objects.create(user=alice, title="Mine")
+    auth = {"Authorization": f"Bearer {alice_key}", "Content-Type": "application/json"}
+    for what, method, path, body, field in UNSTORABLE:
+        url = live_server.url + path.format(id=conversation.id)
+        content = None if body is None else json.dumps(body).encode()  # "\u0000", "\ud800" escapes
+        response = http.request(method, url, content=content, headers=auth)
+        assert response.status_code == 400, (what, response.text)  # before any other check
+        error = response.json()["error"]
+        assert error["code"] == "invalid_text" and error["field"] == field, (what, error)
+        assert "cannot be stored" in error["message"] or "not a character" in error["message"], what
+    conversation.refresh_from_db()
+    assert conversation.title == "Mine" and not Message.objects.exists()
+
+
+def test_huge_numbers_are_a_422_not_a_500(live_server, http, alice, alice_key):
+    auth = {"Authorization": f"Bearer {alice_key}"}
+    listed = http.get(live_server.url + "/api/conversations?offset=100000000000000000000", headers=auth)
+    assert listed.status_code == 422 and listed.json()["error"]["field"] == "offset"
+    for config in ({"maxTokens": 10**30}, {"temperature": 1e308}):
+        response = http.post(
+            live_server.url + "/api/chat/v2", json={"messages": [USER], "config": config}, headers=auth
+        )
+        assert response.status_code == 422, (config, response.text)
+    assert not Conversation.objects.exists()

@@ -67,7 +67,13 @@ async def test_a_second_message_carries_the_history(alice, emu):
 
 @pytest.mark.parametrize(
     ("message", "expected"),
-    [("", "Type a message"), ("   \n ", "Type a message"), ("x" * 32_001, "the limit is 32,000")],
+    [
+        ("", "Type a message"),
+        ("   \n ", "Type a message"),
+        ("x" * 32_001, "the limit is 32,000"),
+        ("a\u0000b", "NUL character"),
+        ("a\ud800b", "unpaired surrogate"),
+    ],
 )
 async def test_it_refuses_bad_input_visibly_and_stores_nothing(alice, emu, message, expected):
     communicator = await connect(alice)

@@ -103,3 +103,14 @@ def test_a_finished_answer_is_shown_as_html_not_as_escaped_markup(client, alice)
     client.force_login(alice)
     page = client.get(reverse("chat:conversation", args=[conversation.id])).content.decode()
     assert "<strong>Bold</strong> answer" in page and "&lt;p&gt;" not in page
+
+
+def test_the_sidebar_search_ignores_text_no_database_can_store(client, alice, bob):
+    Conversation.objects.create(user=alice, title="Quantum notes")
+    Conversation.objects.create(user=bob, title="Quantum secrets")
+    client.force_login(alice)
+    for q in ("%00", "Quan%00tum", "%ED%A0%80Quantum"):  # NUL; a UTF-8-encoded lone surrogate
+        page = client.get(reverse("chat:index") + f"?q={q}")
+        assert page.status_code == 200, q
+    page = client.get(reverse("chat:index") + "?q=Quan%00tum").content.decode()
+    assert "Quantum notes" in page and "Quantum secrets" not in page

@@ -98,7 +98,8 @@ def test_the_dashboard_is_for_staff_and_shows_percentiles_and_cost(client, alice
     client.force_login(staff)
     page = client.get(reverse("usage:dashboard")).content.decode()
     assert "llama-3.3-70b-versatile" in page and "0.0022" in page and "800" in page
-    assert client.get(reverse("usage:dashboard") + "?hours=abc").status_code == 200
+    for hours in ("abc", "²", "99999999999999999999999", "-1"):  # not a number a person means: the default
+        assert client.get(reverse("usage:dashboard") + f"?hours={hours}").status_code == 200
 
 
 @pytest.mark.django_db(transaction=True)
