@@ -31,6 +31,7 @@ from chat.errors import NotFound, RateLimited
 from chat.events import Siblings, TurnFinished
 from chat.models import Conversation, Message
 from chat.request import Mode, TurnRequest
+from chat.text import storable, storable_data
 from providers.base import ChatMessage, Role
 from usage import limits, recording
 
@@ -211,19 +212,20 @@ def title_from(content: str) -> str:
 def checkpoint(answer_id: uuid.UUID, text: str) -> bool:
     """Write the text so far; True when another process asked for this answer to stop."""
     Message.objects.filter(pk=answer_id, status=Message.Status.STREAMING).update(
-        content=text, updated_at=timezone.now()
+        content=storable(text), updated_at=timezone.now()
     )
     return bool(settings.REDIS_URL and cache.get(STOP_KEY.format(answer_id)))
 
 
 def finish(answer: FinalAnswer) -> None:
     with transaction.atomic():
+        # Models and tools write what they like; a NUL or an unpaired surrogate must not lose the answer.
         Message.objects.filter(pk=answer.answer_id).update(
-            content=answer.content,
+            content=storable(answer.content),
             status=answer.status,
-            metadata=answer.metadata,
-            data_parts=answer.data_parts or None,
-            tool_invocations=answer.tool_invocations or None,
+            metadata=storable_data(answer.metadata),
+            data_parts=storable_data(answer.data_parts) or None,
+            tool_invocations=storable_data(answer.tool_invocations) or None,
             updated_at=timezone.now(),
         )
         recording.record_attempts(

@@ -27,6 +27,18 @@ def storable(value: str) -> str:
     return _UNSTORABLE.sub("", value)
 
 
+def storable_data(data: Any) -> Any:
+    """JSON-like ``data`` with every string (keys too) made storable: what a model or a tool wrote
+    (a program's output may hold a NUL byte) must not make the final write of an answer fail."""
+    if isinstance(data, str):
+        return storable(data)
+    if isinstance(data, dict):
+        return {storable(k) if isinstance(k, str) else k: storable_data(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [storable_data(v) for v in data]
+    return data
+
+
 def check(data: Any, field: str = "") -> None:
     """Raise a 400 TurnError naming the first string (key or value) in ``data`` that cannot be stored."""
     if isinstance(data, str):
