@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
@@ -123,6 +124,14 @@ def turn_request(user, payload: ChatRequest) -> TurnRequest:
                 "validation_error",
                 f"messages[{i}]: give content (or AI SDK parts).",
                 422,
+                f"messages[{i}].content",
+            )
+        if len(text) > settings.CHIMERA_MAX_MESSAGE_CHARS:  # the history and system messages too
+            limit = settings.CHIMERA_MAX_MESSAGE_CHARS
+            raise TurnError(
+                "message_too_long",
+                f"messages[{i}] is {len(text):,} characters; the limit is {limit:,} per message.",
+                413,
                 f"messages[{i}].content",
             )
         texts.append(text)

@@ -16,6 +16,26 @@ USER = {"role": "user", "content": "Hello"}
 # (what is wrong, body, status, error code, field)
 BAD_BODIES = [
     (
+        "a system message over the message limit",
+        {"messages": [{"role": "system", "content": "s" * 32_001}, USER]},
+        413,
+        "message_too_long",
+        "messages[0].content",
+    ),
+    (
+        "an earlier message over the message limit",
+        {
+            "messages": [
+                {"role": "user", "content": "u" * 32_001},
+                {"role": "assistant", "content": "a"},
+                USER,
+            ]
+        },
+        413,
+        "message_too_long",
+        "messages[0].content",
+    ),
+    (
         "unknown tier",
         {"messages": [USER], "config": {"model": "huge"}},
         422,
