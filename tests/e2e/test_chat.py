@@ -163,3 +163,14 @@ def test_stop_keeps_the_partial_answer_on_the_page(logged_in_page, live_server, 
     answer = Message.objects.get(role="assistant")
     assert answer.status == Message.Status.INCOMPLETE and 3 <= len(answer.content.split()) < 200
     assert content.inner_text().strip().startswith(answer.content.strip()[:20])
+
+
+def test_the_page_fits_a_phone(logged_in_page, live_server, emu):
+    page = logged_in_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    send(page, "Hello from a phone")
+    expect(page.locator('[data-testid="message-complete"]')).to_be_visible(timeout=30_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing cut off at the right
+    for testid in ("chat-input", "send-button", "message-content", "conversation-link"):
+        box = page.locator(f'[data-testid="{testid}"]').first.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (testid, box)
