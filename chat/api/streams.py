@@ -17,12 +17,16 @@ from chat.api.errors import error_response
 from chat.api.schemas import usage_json
 from chat.events import TurnFinished
 from chat.models import Message
+from chat.schemas import ToolCallPart
 from chat.turns import Turn
 from chat.watch import Watch, watch
+from providers.events import ReasoningDelta, TextDelta
 
 # Response headers wait for the answer's first content (so X-Model-Used names the model that
 # actually answers, and a cache hit is known), but never longer than this.
 HEADER_WAIT_S = 2.5
+# Events that show a model is answering (after the AttemptStarted that named it).
+ANSWERED = (TextDelta, ReasoningDelta, ToolCallPart)
 
 
 def wants_json(request) -> bool:
@@ -39,15 +43,24 @@ def _start_metadata(turn: Turn) -> dict[str, Any]:
     return {"sessionId": str(turn.conversation_id), "traceId": turn.trace_id, "tier": turn.tier}
 
 
-def _headers(turn: Turn) -> dict[str, str]:
-    """What is known of the answer when the body starts."""
+def _headers(turn: Turn, head: list[Any]) -> dict[str, str]:
+    """What is known of the answer when the body starts.
+
+    X-Model-Used only once a model has answered something (or the turn is over): while the first
+    attempt is still failing over, the model being tried is not the one that will answer, and a
+    header cannot be taken back (the stream's metadata part names the model in every case).
+    """
     headers = {
         "X-Conversation-Id": str(turn.conversation_id),
         "X-Message-Id": str(turn.id),
         "X-Trace-Id": turn.trace_id,
         "X-Gateway-Cache": "hit" if turn.cache_hit else "miss",
     }
-    if turn.provider:
+    finished = next((e for e in head if type(e) is TurnFinished), None)
+    if finished is not None:
+        if finished.metadata.get("modelUsed") and finished.status != Message.Status.ERROR:
+            headers["X-Model-Used"] = finished.metadata["modelUsed"]
+    elif turn.provider and any(isinstance(e, ANSWERED) for e in head):
         headers["X-Model-Used"] = f"{turn.provider}/{turn.model}"
     if turn.finish_reason is not None or turn.finished is not None:
         # The whole answer is already here (a cache hit): its size is known.
@@ -94,7 +107,7 @@ async def respond(request, turn: Turn) -> HttpResponseBase:
         raise
     encoder = sse.UIMessageStreamEncoder(str(turn.id))
     first = encoder.start(_start_metadata(turn)) + encoder.encode(head)
-    return _stream_response(_body(answer, encoder, first), _headers(turn))
+    return _stream_response(_body(answer, encoder, first), _headers(turn, head))
 
 
 def blocking_response(turn: Turn, finished: TurnFinished) -> JsonResponse:
@@ -145,7 +158,7 @@ async def attach_response(turn: Turn | None, message: Message) -> HttpResponseBa
         headers["X-Model-Used"] = metadata["modelUsed"]
     if turn is not None:
         headers["X-Trace-Id"] = turn.trace_id
-        if turn.provider:
+        if turn.provider and turn.ttft_ms is not None:  # the model now streaming has answered
             headers["X-Model-Used"] = f"{turn.provider}/{turn.model}"
         start = encoder.start(_start_metadata(turn))
     else:
