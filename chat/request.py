@@ -55,6 +55,12 @@ class TurnOptions:
             )
 
 
+def tiers_for(user) -> tuple[str, ...]:
+    """The model tiers a person's plan includes (CHIMERA_TIER_MODELS), in TIERS order."""
+    entitled = settings.CHIMERA_TIER_MODELS.get(getattr(user, "tier", "free"), ())
+    return tuple(t for t in TIERS if t in entitled)
+
+
 def validate_content(content: Any) -> str:
     """The text of a user message, or a TurnError a person understands (field ``message``)."""
     if not isinstance(content, str) or not content.strip():
@@ -88,6 +94,18 @@ class TurnRequest:
     history: tuple[tuple[str, str], ...] = ()
     # ChimeraDataPart dicts (validated) stored on the new user message.
     data_parts: tuple[dict[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        tier = self.options.tier
+        if tier not in tiers_for(self.user):
+            plan = getattr(self.user, "tier", "free")
+            raise TurnError(
+                "tier_not_allowed",
+                f"The {tier} model tier is not part of the {plan} plan. "
+                f"Pick one of: {', '.join(tiers_for(self.user))}.",
+                403,
+                "config.model",
+            )
 
     @property
     def reuses_cached_answers(self) -> bool:

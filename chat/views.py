@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import text, tree
 from chat.access import conversation_for
 from chat.models import Conversation
-from chat.request import TIERS
+from chat.request import tiers_for
 from chat.turns import settle_orphans
 
 
@@ -34,7 +34,7 @@ def index(request):
     return render(
         request,
         "chat/index.html",
-        {**_sidebar(request), "messages": [], "conversation": None, "tiers": TIERS, "tier": "balanced"},
+        {**_sidebar(request), "messages": [], "conversation": None, "tiers": tiers_for(request.user), "tier": "balanced"},
     )
 
 
@@ -50,7 +50,7 @@ def conversation(request, conversation_id):
             **_sidebar(request),
             "conversation": convo,
             "messages": tree.branch_messages(convo),
-            "tiers": TIERS,
+            "tiers": tiers_for(request.user),
             "tier": (convo.settings or {}).get("tier", "balanced"),
         },
     )

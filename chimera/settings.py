@@ -194,6 +194,13 @@ CHIMERA_CHECKPOINT_MS = envint("CHIMERA_CHECKPOINT_MS", 1000)
 CHIMERA_RATE_LIMIT_FREE = envint("CHIMERA_RATE_LIMIT_FREE", 100)
 CHIMERA_RATE_LIMIT_PRO = envint("CHIMERA_RATE_LIMIT_PRO", 1000)
 CHIMERA_RATE_LIMIT_WINDOW_S = envint("CHIMERA_RATE_LIMIT_WINDOW_S", 3600)
+# The model tiers each plan (users.tier) may pick; anything else is refused with a 403.
+CHIMERA_TIER_MODELS: dict = json.loads(
+    envstr(
+        "CHIMERA_TIER_MODELS",
+        '{"free": ["fast", "balanced"], "pro": ["fast", "balanced", "powerful", "reasoning"]}',
+    )
+)
 CHIMERA_DEMO_USER = envstr("CHIMERA_DEMO_USER", "demo")
 
 # --- tools (the spec's ChimeraTools) ---------------------------------------------

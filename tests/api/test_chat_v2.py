@@ -215,6 +215,8 @@ def test_a_client_that_disconnects_mid_answer_still_gets_the_full_answer_saved(
 
 
 def test_it_streams_reasoning_parts_for_the_reasoning_tier(live_server, emu, http, alice, alice_key):
+    alice.tier = "pro"
+    alice.save()
     body = {**SPEC_BODY, "config": {"model": "reasoning"}}
     response, parts = chat(http, live_server.url, body, alice_key)
 

@@ -165,6 +165,13 @@ BAD_BODIES = [
         "messages[0].dataParts[0]",
     ),
     ("body a list, not an object", [USER], 422, "validation_error", "messages"),
+    (
+        "a model tier the free plan does not include",
+        {"messages": [USER], "config": {"model": "reasoning"}},
+        403,
+        "tier_not_allowed",
+        "config.model",
+    ),
 ]
 
 

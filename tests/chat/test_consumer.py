@@ -86,6 +86,16 @@ async def test_it_refuses_bad_input_visibly_and_stores_nothing(alice, emu, messa
     assert emu.requests() == []
 
 
+async def test_a_model_tier_beyond_the_plan_is_refused_visibly(alice, emu):
+    communicator = await connect(alice)  # alice is on the free plan
+    await communicator.connect()
+    await send(communicator, action="send", message="Hello", tier="powerful")
+    frames = await frames_until(communicator, 'data-testid="input-error"')
+    await communicator.disconnect()
+    assert "not part of the free plan" in frames[-1] and "fast, balanced" in frames[-1]
+    assert await count(Message) == 0 and emu.requests() == []
+
+
 async def test_a_message_of_exactly_the_maximum_length_is_accepted(alice, emu):
     communicator = await connect(alice)
     await communicator.connect()
@@ -233,6 +243,8 @@ async def test_an_identical_prompt_is_answered_from_the_cache_but_regenerate_ask
 
 
 async def test_the_reasoning_tier_streams_its_thinking_and_keeps_it(alice, emu):
+    alice.tier = "pro"
+    await alice.asave()
     communicator = await connect(alice)
     await communicator.connect()
     await send(

@@ -114,3 +114,17 @@ def test_the_sidebar_search_ignores_text_no_database_can_store(client, alice, bo
         assert page.status_code == 200, q
     page = client.get(reverse("chat:index") + "?q=Quan%00tum").content.decode()
     assert "Quantum notes" in page and "Quantum secrets" not in page
+
+
+def test_the_model_picker_offers_only_the_tiers_of_the_persons_plan(client, alice, bob):
+    import re
+
+    bob.tier = "pro"
+    bob.save()
+    offered = {}
+    for person in (alice, bob):
+        client.force_login(person)
+        page = client.get(reverse("chat:index")).content.decode()
+        picker = page.split('data-testid="tier-select"', 1)[1].split("</select>", 1)[0]
+        offered[person.username] = re.findall(r'<option value="(\w+)"', picker)
+    assert offered == {"alice": ["fast", "balanced"], "bob": ["fast", "balanced", "powerful", "reasoning"]}
