@@ -34,7 +34,13 @@ def index(request):
     return render(
         request,
         "chat/index.html",
-        {**_sidebar(request), "messages": [], "conversation": None, "tiers": tiers_for(request.user), "tier": "balanced"},
+        {
+            **_sidebar(request),
+            "messages": [],
+            "conversation": None,
+            "tiers": tiers_for(request.user),
+            "tier": "balanced",
+        },
     )
 
 
