@@ -160,6 +160,11 @@ class Breaker:
         self._remember(provider, _Raw(int(failures), float(opened) if opened else None, _s(last_error)))
         return int(code) in (0, 2)
 
+    async def opened_at(self, providers: Any) -> dict[str, float | None]:
+        """When each provider's breaker opened (epoch seconds; None: closed), freshly read."""
+        raws = await self._read(tuple(providers), fresh=True)
+        return {name: raw.opened_at for name, raw in raws.items()}
+
     async def record_success(self, provider: str) -> None:
         hit = self._cache.get(provider)
         if (

@@ -1,6 +1,8 @@
 """The router: one turn's stream across providers, with retries, failover and the cache.
 
-``Router.stream`` walks the tier's route (``factory.ModelFactory.plan``). For each choice it
+``Router.stream`` walks the tier's route (``factory.ModelFactory.plan``), passing over choices
+whose breaker is open (unless all are; and when the rest have failed, the one open longest gets
+one last-resort probe). For each choice it
 makes up to 1 + ``max_retries`` attempts, with jittered exponential backoff between them;
 a ``Retry-After`` is honoured up to a cap, beyond which the router moves to the next
 provider instead of waiting. The adapters enforce the first-token and total timeouts
@@ -31,6 +33,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -147,98 +150,117 @@ class Router:
         breaker = self.breaker
         policy = self.retry_policy()
         mono = time.monotonic
+        async with aclosing(self._candidates(route)) as candidates:
+            async for choice, last_resort in candidates:
+                key = choice.breaker_key
+                provider = self._provider(choice, walk)
+                if provider is None:
+                    continue
+                tries = 1 if last_resort else choice.config.max_retries + 1
+                for t in range(tries):
+                    request, mode, lstrip_next = self._attempt_request(choice, provider, walk)
+                    yield AttemptStarted(choice.provider, choice.model, walk.attempt_no)
+                    started = mono()
+                    ttft_ms: int | None = None
+                    usage: Usage | None = None
+                    finish: str | None = None
+                    err: ProviderError | None = None
+                    first = True
+                    text_from = len(walk.text_parts)
+                    upstream = provider.stream(request)
+                    # The per-chunk loop stays here, in this one generator, on purpose: per chunk it costs
+                    # a few identity checks, an append and a yield, with no extra generator layer between.
+                    try:
+                        async for ev in upstream:
+                            tp = type(ev)
+                            if tp is Usage:
+                                usage = ev  # type: ignore[assignment]  # checked through tp: mypy cannot narrow via the alias
+                                continue
+                            if tp is Finish:
+                                finish = ev.reason  # type: ignore[union-attr]  # checked through tp (see above)
+                                continue
+                            if first:
+                                if tp is TextDelta and not ev.text:  # type: ignore[union-attr]  # checked through tp (see above)
+                                    continue
+                                # The gate opens: this attempt's first real content.
+                                first = False
+                                ttft_ms = int((mono() - started) * 1000)
+                                walk.client_saw_content = True
+                                if walk.switch_from is not None:
+                                    yield ProviderSwitched(
+                                        walk.switch_from,
+                                        choice.provider,
+                                        choice.model,
+                                        mode,
+                                        walk.switch_reason,
+                                    )
+                                    walk.switch_from = None
+                            if tp is TextDelta:
+                                if lstrip_next:
+                                    text = ev.text.lstrip()  # type: ignore[union-attr]  # checked through tp (see above)
+                                    if not text:
+                                        continue
+                                    lstrip_next = False
+                                    ev = TextDelta(text)
+                                walk.text_parts.append(ev.text)  # type: ignore[union-attr]  # checked through tp (see above)
+                            elif tp is ReasoningDelta:
+                                walk.reasoning_parts.append(ev.text)  # type: ignore[union-attr]  # checked through tp (see above)
+                            elif tp is ToolCall or tp is ToolInputDelta:
+                                walk.tool_calls = True
+                            else:
+                                continue  # router-level events are ours to make, not an adapter's
+                            yield ev
+                    except ProviderError as exc:
+                        err = exc
+                    except Exception as exc:  # an adapter bug must not end the stream silently
+                        log.exception("router: %s adapter raised", choice.provider)
+                        err = ProviderError(f"{type(exc).__name__}: {exc}", provider=choice.provider)
+                    finally:
+                        # Runs on consumer aclose()/cancellation too: release the upstream response.
+                        await upstream.aclose()
+                    if err is None and finish is None:
+                        err = ProviderError("the stream ended without a finish", provider=choice.provider)
+                    latency_ms = int((mono() - started) * 1000)
+                    produced = "".join(walk.text_parts[text_from:])
+
+                    if err is None:
+                        assert finish is not None
+                        for event in await self._succeeded(
+                            choice, request, walk, usage, produced, finish, latency_ms, ttft_ms
+                        ):
+                            yield event
+                        return
+                    yield await self._failed(
+                        choice, request, walk, usage, produced, err, latency_ms, ttft_ms, not first
+                    )
+                    delay = self._retry_delay(policy, err, t, tries)
+                    if delay is None:
+                        break
+                    if not route.all_open and not await breaker.allow(key):
+                        break  # the breaker opened meanwhile (our failures or other streams'): move on
+                    await self._sleep(delay)
+
+        yield self._gave_up(walk)
+
+    async def _candidates(self, route: Route) -> AsyncGenerator[tuple[ModelChoice, bool], None]:
+        """The route's choices whose breaker lets an attempt start, in order; then, if the others all
+        failed and some were passed over as open, the one that opened longest ago, as a last-resort
+        probe (one attempt): an outage elsewhere must not end a turn that a provider tripped earlier
+        (and perhaps healthy again) could answer. ``True`` marks that probe."""
+        passed_over: list[ModelChoice] = []
         for choice in route.choices:
             key = choice.breaker_key
             if (
                 not route.all_open
                 and route.states.get(key, "closed") != "closed"
-                and not await breaker.allow(key)
+                and not await self.breaker.allow(key)
             ):
+                passed_over.append(choice)
                 continue
-            provider = self._provider(choice, walk)
-            if provider is None:
-                continue
-            tries = choice.config.max_retries + 1
-            for t in range(tries):
-                request, mode, lstrip_next = self._attempt_request(choice, provider, walk)
-                yield AttemptStarted(choice.provider, choice.model, walk.attempt_no)
-                started = mono()
-                ttft_ms: int | None = None
-                usage: Usage | None = None
-                finish: str | None = None
-                err: ProviderError | None = None
-                first = True
-                text_from = len(walk.text_parts)
-                upstream = provider.stream(request)
-                # The per-chunk loop stays here, in this one generator, on purpose: per chunk it costs
-                # a few identity checks, an append and a yield, with no extra generator layer between.
-                try:
-                    async for ev in upstream:
-                        tp = type(ev)
-                        if tp is Usage:
-                            usage = ev  # type: ignore[assignment]  # checked through tp: mypy cannot narrow via the alias
-                            continue
-                        if tp is Finish:
-                            finish = ev.reason  # type: ignore[union-attr]  # checked through tp (see above)
-                            continue
-                        if first:
-                            if tp is TextDelta and not ev.text:  # type: ignore[union-attr]  # checked through tp (see above)
-                                continue
-                            # The gate opens: this attempt's first real content.
-                            first = False
-                            ttft_ms = int((mono() - started) * 1000)
-                            walk.client_saw_content = True
-                            if walk.switch_from is not None:
-                                yield ProviderSwitched(
-                                    walk.switch_from, choice.provider, choice.model, mode, walk.switch_reason
-                                )
-                                walk.switch_from = None
-                        if tp is TextDelta:
-                            if lstrip_next:
-                                text = ev.text.lstrip()  # type: ignore[union-attr]  # checked through tp (see above)
-                                if not text:
-                                    continue
-                                lstrip_next = False
-                                ev = TextDelta(text)
-                            walk.text_parts.append(ev.text)  # type: ignore[union-attr]  # checked through tp (see above)
-                        elif tp is ReasoningDelta:
-                            walk.reasoning_parts.append(ev.text)  # type: ignore[union-attr]  # checked through tp (see above)
-                        elif tp is ToolCall or tp is ToolInputDelta:
-                            walk.tool_calls = True
-                        else:
-                            continue  # router-level events are ours to make, not an adapter's
-                        yield ev
-                except ProviderError as exc:
-                    err = exc
-                except Exception as exc:  # an adapter bug must not end the stream silently
-                    log.exception("router: %s adapter raised", choice.provider)
-                    err = ProviderError(f"{type(exc).__name__}: {exc}", provider=choice.provider)
-                finally:
-                    # Runs on consumer aclose()/cancellation too: release the upstream response.
-                    await upstream.aclose()
-                if err is None and finish is None:
-                    err = ProviderError("the stream ended without a finish", provider=choice.provider)
-                latency_ms = int((mono() - started) * 1000)
-                produced = "".join(walk.text_parts[text_from:])
-
-                if err is None:
-                    assert finish is not None
-                    for event in await self._succeeded(
-                        choice, request, walk, usage, produced, finish, latency_ms, ttft_ms
-                    ):
-                        yield event
-                    return
-                yield await self._failed(
-                    choice, request, walk, usage, produced, err, latency_ms, ttft_ms, not first
-                )
-                delay = self._retry_delay(policy, err, t, tries)
-                if delay is None:
-                    break
-                if not route.all_open and not await breaker.allow(key):
-                    break  # the breaker opened meanwhile (our failures or other streams'): move on
-                await self._sleep(delay)
-
-        yield self._gave_up(walk)
+            yield choice, False
+        if passed_over:
+            opened = await self.breaker.opened_at([c.breaker_key for c in passed_over])
+            yield min(passed_over, key=lambda c: opened.get(c.breaker_key) or 0.0), True
 
     # ---- the steps of a walk ------------------------------------------------------------
     def _cache_key(self, route: Route, walk: _Walk) -> str:

@@ -293,6 +293,40 @@ async def test_an_open_breaker_skips_the_provider(router, emu):
     assert [a.provider for a in events if isinstance(a, AttemptFinished)] == ["google"]
 
 
+async def test_when_the_rest_fail_the_provider_whose_breaker_opened_earlier_is_probed(router, emu):
+    # Anthropic tripped in earlier turns (and is healthy again); now Groq and Gemini are down.
+    for _ in range(5):
+        await router.breaker.record_failure("anthropic")
+    emu.fault(provider="groq", kind="status", status=503)
+    emu.fault(provider="gemini", kind="status", status=503)
+
+    events = await run(router)
+
+    assert isinstance(events[-1], Finish) and text_of(events)
+    attempts = [a.provider for a in events if isinstance(a, AttemptFinished)]
+    assert attempts[-1] == "anthropic" and attempts.count("anthropic") == 1  # one probe, no retries
+    assert await router.breaker.state("anthropic") == "closed"  # the probe's success closed it
+
+
+async def test_of_several_open_breakers_the_one_open_longest_is_the_one_probed(at_emulator, emu, sleep):
+    now = [1_000_000.0]
+    breaker = Breaker(redis_url="", cache_s=0, cooldown_s=60, clock=lambda: now[0])
+    router = Router(breaker=breaker, cache=ResponseCache(prefix=f"test:{uuid.uuid4().hex}"), sleep=sleep)
+    for provider in ("anthropic", "groq"):  # anthropic opened first, groq 10 s later
+        for _ in range(5):
+            await breaker.record_failure(provider)
+        now[0] += 10
+    emu.fault(provider="gemini", kind="status", status=503)
+    emu.fault(provider="anthropic", kind="status", status=503)
+
+    events = await run(router)
+
+    assert isinstance(events[-1], StreamError)  # the probe failed too: the turn ends, after one try
+    attempts = [a.provider for a in events if isinstance(a, AttemptFinished)]
+    assert attempts.count("anthropic") == 1 and "groq" not in attempts
+    assert generation_requests(emu, "groq") == []
+
+
 async def test_failed_attempts_open_the_breaker_and_later_turns_skip_groq(router, emu):
     emu.fault(provider="groq", kind="status", status=502)
 
