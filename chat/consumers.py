@@ -16,7 +16,7 @@ import uuid
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import db, page, text, tree
+from chat import db, page, signals, text, tree
 from chat.access import amessage_for, as_uuid, conversation_for
 from chat.errors import NotFound, RateLimited, TurnError
 from chat.request import TurnOptions, TurnRequest
@@ -30,6 +30,11 @@ from usage import limits
 
 log = logging.getLogger(__name__)
 
+SERVER_ERROR = (
+    "Something went wrong on our side, so that was not done. What you typed is still here: try again."
+)
+WATCH_ERROR = "This page lost track of the answer; it goes on and is saved. Reload the page to see it."
+
 
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self):
@@ -39,11 +44,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.watchers: dict[uuid.UUID, asyncio.Task] = {}
+        session_key = getattr(self.scope.get("session"), "session_key", None)
+        self.joined = [signals.user_group(user.pk)] + (
+            [signals.session_group(session_key)] if session_key else []
+        )
+        try:  # to be closed on sign-out or deactivation (chat/signals.py)
+            for group in self.joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:  # the channel layer is down: chat still works
+            log.warning("socket not subscribed to sign-outs: %s", exc)
+            self.joined = []
         await self.accept()
 
     async def disconnect(self, code):
         for task in getattr(self, "watchers", {}).values():
             task.cancel()
+        for group in getattr(self, "joined", ()):
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:
+                break
+
+    async def session_ended(self, event):
+        """Signed out or deactivated: say so, and close (the page does not reconnect on 4401)."""
+        await self._error(str(event.get("reason") or signals.SIGNED_OUT), "session-ended")
+        await self.close(code=4401)
 
     async def receive(self, text_data=None, bytes_data=None):
         try:
@@ -71,6 +96,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except TurnError as exc:
             testid = "rate-limit-error" if exc.code == "rate_limited" else "input-error"
             await self._error(exc.message, testid)
+        except Exception:  # our fault, not the person's: say so, keep the socket, back to idle
+            log.exception("socket action %r failed", action)
+            await self._error(SERVER_ERROR, "server-error")
 
     def _turn_request(self, action: str, data: dict) -> TurnRequest:
         # The composer's Tools toggle ("on") offers every tool; a list names some. The user's plan
@@ -170,8 +198,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                         await self.send(text_data=html)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # the answer goes on (and is saved); only this view of it stopped
             log.exception("watching %s failed", message_id)
+            try:
+                await self._error(WATCH_ERROR, "server-error")
+            except Exception:
+                pass
         finally:
             if self.watchers.get(message_id) is asyncio.current_task():
                 self.watchers.pop(message_id, None)

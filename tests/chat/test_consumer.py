@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 
 from chat.models import Conversation, Message
+from chimera.asgi import application
 from flags import runtime as flags
 from tests.chat.helpers import connect, frames_until, send, status_of, streamed_text
 from usage.models import UsageMetric
@@ -367,3 +370,41 @@ async def test_a_finished_exchange_becomes_its_owners_knowledge_and_no_one_elses
     assert found[0].conversation_id == answer.conversation_id and "smoked duck" in found[0].text
     assert any(p.message_id == answer.id for p in found)  # and the answer
     assert await asearch(bob.id, "What does Mochi eat?", k=5) == []
+
+
+async def test_signing_out_closes_that_sessions_open_sockets_with_a_notice(alice, emu):
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client()
+    await sync_to_async(client.force_login)(alice)
+    cookie = client.cookies["sessionid"].value
+    headers = [
+        (b"origin", b"http://127.0.0.1"),
+        (b"host", b"127.0.0.1"),
+        (b"cookie", f"sessionid={cookie}".encode()),
+    ]
+    this_session = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    other_session = await connect(alice)  # signed in elsewhere: stays open
+    assert (await this_session.connect())[0] and (await other_session.connect())[0]
+
+    await sync_to_async(client.post)(reverse("logout"))
+
+    frames = await frames_until(this_session, 'data-testid="session-ended"')
+    assert "You signed out" in frames[-1] and 'data-state="idle"' in frames[-1]
+    assert (await this_session.receive_output(timeout=10)) == {"type": "websocket.close", "code": 4401}
+    await send(other_session, action="send", message="Still here?")
+    await frames_until(other_session, 'data-testid="message-complete"')
+    await other_session.disconnect()
+
+
+async def test_deactivating_an_account_closes_all_its_sockets(alice, emu):
+    sockets = [await connect(alice), await connect(alice)]
+    for socket in sockets:
+        assert (await socket.connect())[0]
+    alice.is_active = False
+    await alice.asave()
+    for socket in sockets:
+        frames = await frames_until(socket, 'data-testid="session-ended"')
+        assert "deactivated" in frames[-1]
+        assert (await socket.receive_output(timeout=10))["code"] == 4401
