@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from chat import tree
 from chat.access import conversation_for, message_for
-from chat.errors import NotFound, RateLimited
+from chat.errors import NotFound, RateLimited, TurnError
 from chat.events import Siblings, TurnFinished
 from chat.models import Conversation, Message
 from chat.request import Mode, TurnRequest
@@ -108,11 +108,13 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
         path = _branch(conversation, parent)
     elif request.mode is Mode.CONTINUE:
         conversation = conversation_for(user, request.conversation_id)
+        _claim(conversation)
         parent = conversation.active_leaf_id
         path = _branch(conversation, parent)
     else:
         target = message_for(user, request.target_id, request.conversation_id)
         conversation = conversation_for(user, target.conversation_id)
+        _claim(conversation)
         if request.mode is Mode.EDIT:
             if target.role != Message.Role.USER:
                 raise NotFound("There is no message of yours with that id to edit.")
@@ -169,6 +171,27 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
         title=conversation.title,
         siblings=siblings,
     )
+
+
+def _claim(conversation: Conversation) -> None:
+    """One answer at a time per conversation: a turn started while another is still being written
+    would attach to the same parent and fork the tree unseen (each answer blind to the other).
+    The conversation row is locked until the new answer's row is committed, so of two parallel
+    sends exactly one starts and the other gets a 409 (SQLite: its writers are serialised by
+    BEGIN IMMEDIATE, settings.py). An answer whose process died (untouched for ORPHAN_AFTER) does
+    not count."""
+    Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk").first()
+    if Message.objects.filter(
+        conversation_id=conversation.pk,
+        status=Message.Status.STREAMING,
+        updated_at__gte=timezone.now() - ORPHAN_AFTER,
+    ).exists():
+        raise TurnError(
+            "conversation_busy",
+            "An answer in this conversation is still being written. "
+            "Wait for it to finish (or stop it), then send again.",
+            409,
+        )
 
 
 def _store_history(conversation: Conversation, history: tuple[tuple[str, str], ...]) -> uuid.UUID | None:

@@ -126,7 +126,13 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": envstr("SQLITE_PATH", str(BASE_DIR / "var" / "chimera.sqlite3")),
-            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+            # IMMEDIATE: a transaction takes the write lock when it begins, so two writers queue
+            # (up to `timeout` s) instead of one failing "database is locked" when it upgrades.
+            "OPTIONS": {
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL;",
+                "transaction_mode": "IMMEDIATE",
+            },
             # A file, not memory, so a live test server process can share the test database.
             # One per test process, so test runs side by side do not share (or delete) each other's.
             "TEST": {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")},

@@ -196,6 +196,7 @@ def turn_request(user, payload: ChatRequest) -> TurnRequest:
         401: ErrorOut,
         403: ErrorOut,
         404: ErrorOut,
+        409: ErrorOut,
         413: ErrorOut,
         422: ErrorOut,
         429: ErrorOut,

@@ -379,3 +379,42 @@ def test_the_ai_sdk_regenerate_trigger_makes_a_sibling_answer(live_server, emu, 
     assert Message.objects.filter(conversation_id=second.conversation_id, role="user").count() == 1
     assert Conversation.objects.get(pk=second.conversation_id).active_leaf_id == second.id
     assert second.content == text_of(parts2)
+
+
+def test_parallel_sends_to_one_conversation_never_fork_it_unseen(live_server, emu, http, alice, alice_key):
+    import threading
+
+    import httpx2
+
+    first, _ = chat(http, live_server.url, {"messages": [{"role": "user", "content": "Hi"}]}, alice_key)
+    conversation_id = first.headers["x-conversation-id"]
+    emu.timing(provider="*", ttft_ms=5000)  # each answer stays in progress while the others arrive
+    start = threading.Barrier(4)
+    outcomes: list[tuple[int, dict]] = []
+
+    def send(n: int) -> None:
+        body = {"conversationId": conversation_id, "messages": [{"role": "user", "content": f"Question {n}"}]}
+        with httpx2.Client(timeout=60) as client:
+            start.wait()
+            response, parts = chat(client, live_server.url, body, alice_key)
+            outcomes.append((response.status_code, response.json() if not parts else {}))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    statuses = sorted(status for status, _ in outcomes)
+    assert statuses[0] == 200 and 409 in statuses and set(statuses) <= {200, 409}, outcomes
+    for status, body in outcomes:
+        if status == 409:
+            assert (
+                body["error"]["code"] == "conversation_busy"
+                and "still being written" in body["error"]["message"]
+            )
+    # Whatever got through is one chain: no message has two children, nothing a 409 sent was stored.
+    messages = list(Message.objects.filter(conversation_id=conversation_id))
+    parents = [m.parent_message_id for m in messages]
+    assert len(parents) == len(set(parents))
+    assert sum(m.role == "user" for m in messages) == 1 + statuses.count(200)

@@ -408,3 +408,17 @@ async def test_deactivating_an_account_closes_all_its_sockets(alice, emu):
         frames = await frames_until(socket, 'data-testid="session-ended"')
         assert "deactivated" in frames[-1]
         assert (await socket.receive_output(timeout=10))["code"] == 4401
+
+
+async def test_a_send_while_an_answer_in_the_conversation_is_streaming_is_refused(alice, emu):
+    emu.timing(provider="*", ttft_ms=3000)
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="First")
+    streaming = status_of(await frames_until(communicator, 'data-state="streaming"'))
+    await send(communicator, action="send", message="Second", conversation_id=streaming["conversation-id"])
+    frames = await frames_until(communicator, 'data-testid="input-error"')
+    assert "still being written" in frames[-1]
+    await frames_until(communicator, 'data-testid="message-complete"')  # the first answer is untouched
+    await communicator.disconnect()
+    assert await count(Message, role="user") == 1
