@@ -16,9 +16,9 @@ import uuid
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import db, page, signals, text, tree
+from chat import db, page, signals, store, text, tree
 from chat.access import amessage_for, as_uuid, conversation_for
-from chat.errors import NotFound, RateLimited, TurnError
+from chat.errors import NotFound, TurnError
 from chat.request import TurnOptions, TurnRequest
 from chat.turns import Turn, start_turn, stop_turn
 from chat.watch import watch
@@ -153,11 +153,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if not isinstance(part, dict) or part.get("type") != "code" or not part.get("executable"):
             raise TurnError("not_runnable", "That part of the answer is not code that can be run.", 400)
-        limit = limits.limit_for(self.user, await aget_flags())
-        if limit is not None:
-            retry_after = await db.run(limits.check_sync, self.user, limit)
-            if retry_after:
-                raise RateLimited(retry_after)
+        await db.run(store.count_against, self.user, limits.limit_for(self.user, await aget_flags()))
         ctx = ToolContext(
             user_id=self.user.pk,
             user_tier=getattr(self.user, "tier", "free"),

@@ -81,12 +81,27 @@ class AnswerState:
 # ---- starting a turn ---------------------------------------------------------------------------
 def prepare(request: TurnRequest, limit: int | None) -> PreparedTurn:
     """Count the message against ``limit`` (messages per window; None: no limit), then write."""
-    if limit is not None:
-        retry_after = limits.check_sync(request.user, limit)
-        if retry_after:
-            raise RateLimited(retry_after)
+    count_against(request.user, limit)
     with transaction.atomic():
         return _prepare(request)
+
+
+def count_against(user, limit: int | None) -> None:
+    """One more message against ``limit``, or RateLimited (or, while the counters' store is down
+    and CHIMERA_RATE_LIMIT_WHEN_DOWN is "closed", a 503 TurnError)."""
+    if limit is None:
+        return
+    try:
+        retry_after = limits.check_sync(user, limit)
+    except limits.LimitsUnavailable:
+        raise TurnError(
+            "rate_limit_unavailable",
+            "Messages cannot be counted against your limit right now, so they are paused. "
+            "What you wrote is not lost; try again in a minute.",
+            503,
+        ) from None
+    if retry_after:
+        raise RateLimited(retry_after)
 
 
 def _prepare(request: TurnRequest) -> PreparedTurn:
@@ -237,7 +252,12 @@ def checkpoint(answer_id: uuid.UUID, text: str) -> bool:
     Message.objects.filter(pk=answer_id, status=Message.Status.STREAMING).update(
         content=storable(text), updated_at=timezone.now()
     )
-    return bool(settings.REDIS_URL and cache.get(STOP_KEY.format(answer_id)))
+    if not settings.REDIS_URL:
+        return False
+    try:
+        return bool(cache.get(STOP_KEY.format(answer_id)))
+    except Exception:  # Redis unreachable: a Stop from another process waits for it (same process: at once)
+        return False
 
 
 def finish(answer: FinalAnswer) -> None:
@@ -268,7 +288,14 @@ def request_stop(user, answer_id: uuid.UUID) -> bool:
         pk=answer_id, conversation__user=user, status=Message.Status.STREAMING
     ).exists()
     if owned:
-        cache.set(STOP_KEY.format(answer_id), 1, 600)
+        try:
+            cache.set(STOP_KEY.format(answer_id), 1, 600)
+        except Exception:  # Redis unreachable: the process writing the answer cannot be told
+            raise TurnError(
+                "stop_unavailable",
+                "Stop could not reach the server writing this answer just now; try again in a moment.",
+                503,
+            ) from None
     return owned
 
 

@@ -142,20 +142,37 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- redis: channel layer, cache, limits, replay buffers, breaker ----------------
 REDIS_URL = envstr("REDIS_URL")
+# Seconds to connect to / hear from Redis before carrying on without it.
+REDIS_TIMEOUT_S = envint("CHIMERA_REDIS_TIMEOUT_MS", 1000) / 1000
+# What the rate limit does while Redis is unreachable: "open" (let messages through) or "closed"
+# (refuse them with a 503 until Redis is back).
+CHIMERA_RATE_LIMIT_WHEN_DOWN = envstr("CHIMERA_RATE_LIMIT_WHEN_DOWN", "open")
+if CHIMERA_RATE_LIMIT_WHEN_DOWN not in ("open", "closed"):
+    raise ImproperlyConfigured(
+        f"CHIMERA_RATE_LIMIT_WHEN_DOWN must be open or closed, not {CHIMERA_RATE_LIMIT_WHEN_DOWN!r}"
+    )
 if REDIS_URL:
     # Every consumer blocks in BZPOPMIN for up to 5 s; redis-py 8's default 5 s socket timeout races it
     # and kills idle sockets with 1011, so give reads room beyond the blocking timeout.
+    # The layer rides out a Redis outage (chat/layer.py).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+            "BACKEND": "chat.layer.ResilientRedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": REDIS_TIMEOUT_S}
+                ]
+            },
         }
     }
+    # Short timeouts: a Redis that is down or hangs costs a turn at most a second or so per use,
+    # and every use has a way on without it (README, "When Redis is down").
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "chimera"),
+            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S},
         }
     }
     # django-ratelimit warns that Django's own RedisCache is untested with it; it works.

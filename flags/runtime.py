@@ -2,12 +2,14 @@
 
 Read on the hot path, so they are cached in process for ``TTL`` seconds and
 keyed by a version number in the shared cache: saving the flags bumps the
-version and every process picks the change up on its next read after the TTL.
+version and every process picks the change up on its next read after the TTL. While the shared
+cache (Redis) is unreachable, the stored row is read once per TTL instead.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from typing import Any
 
@@ -23,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "providers": {"primary": "groq", "fallback": "google", "disabled": []},
     "rateLimit": {"enabled": True, "freeLimit": None, "proLimit": None},
 }
+
+log = logging.getLogger(__name__)
 
 TTL = 2.0
 _VERSION_KEY = "chimera:flags:version"
@@ -51,7 +55,11 @@ def get_flags() -> dict[str, Any]:
     now = time.monotonic()
     if _local["value"] is not None and now - _local["at"] < TTL:
         return _local["value"]
-    version = cache.get(_VERSION_KEY, 0)
+    try:
+        version = cache.get(_VERSION_KEY, 0)
+    except Exception as exc:  # Redis unreachable: read the row each TTL instead of on change
+        _warn(exc)
+        version = object()  # never equal: re-read
     if _local["value"] is None or version != _local["version"]:
         from flags.models import RuntimeFlags
 
@@ -81,7 +89,17 @@ def set_flags(value: dict[str, Any]) -> dict[str, Any]:
 
 def invalidate() -> None:
     try:
-        cache.incr(_VERSION_KEY)
-    except ValueError:
-        cache.set(_VERSION_KEY, 1, None)
+        try:
+            cache.incr(_VERSION_KEY)
+        except ValueError:
+            cache.set(_VERSION_KEY, 1, None)
+    except Exception as exc:  # Redis unreachable: other processes see the change within their TTL
+        _warn(exc)
     _local.update(at=0.0, value=None, version=None)
+
+
+def _warn(exc: BaseException) -> None:
+    now = time.monotonic()
+    if now - _local.get("warned_at", -60.0) >= 60:
+        _local["warned_at"] = now
+        log.warning("flags: the cache is unreachable (%s); reading the stored flags every %s s", exc, TTL)

@@ -6,11 +6,37 @@ messages per window), so staff can change them without a deploy.
 
 from __future__ import annotations
 
+import logging
+import time
+
 from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
 GROUP = "chimera.turn"
+
+
+class LimitsUnavailable(Exception):
+    """The counters cannot be read and CHIMERA_RATE_LIMIT_WHEN_DOWN is "closed"."""
+
+
+log = logging.getLogger(__name__)
+_warned_at = [-60.0]
+
+
+def _unavailable(why: str) -> int:
+    """No count: let the message through ("open", the default) or refuse it ("closed")."""
+    now = time.monotonic()
+    if now - _warned_at[0] >= 60:
+        _warned_at[0] = now
+        log.warning(
+            "rate limits: the counter store is unreachable (%s); failing %s",
+            why,
+            settings.CHIMERA_RATE_LIMIT_WHEN_DOWN,
+        )
+    if settings.CHIMERA_RATE_LIMIT_WHEN_DOWN == "closed":
+        raise LimitsUnavailable(why)
+    return 0
 
 
 def limit_for(user, flags) -> int | None:
@@ -28,14 +54,20 @@ def check_sync(user, limit: int, increment: bool = True) -> int:
     request = HttpRequest()
     request.method = "POST"
     request.user = user
-    usage = get_usage(
-        request,
-        group=GROUP,
-        key="user",
-        rate=f"{limit}/{settings.CHIMERA_RATE_LIMIT_WINDOW_S}s",
-        method="POST",
-        increment=increment,
-    )
+    try:
+        usage = get_usage(
+            request,
+            group=GROUP,
+            key="user",
+            rate=f"{limit}/{settings.CHIMERA_RATE_LIMIT_WINDOW_S}s",
+            method="POST",
+            increment=increment,
+        )
+    except Exception as exc:  # the counters' store (Redis) is unreachable
+        return _unavailable(str(exc))
+    if usage and usage["limit"] == 0 and usage["time_left"] == -1:
+        # django-ratelimit's answer when the cache took the call but no count came back.
+        return _unavailable("the cache returned no count")
     if usage and usage["should_limit"]:
         return max(1, int(usage["time_left"]))
     return 0
