@@ -153,7 +153,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if not isinstance(part, dict) or part.get("type") != "code" or not part.get("executable"):
             raise TurnError("not_runnable", "That part of the answer is not code that can be run.", 400)
-        await db.run(store.count_against, self.user, limits.limit_for(self.user, await aget_flags()))
+        await db.run_once(store.count_against, self.user, limits.limit_for(self.user, await aget_flags()))
         ctx = ToolContext(
             user_id=self.user.pk,
             user_tier=getattr(self.user, "tier", "free"),

@@ -11,6 +11,8 @@ instead: a few threads, each keeping one connection open for good.
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -18,10 +20,17 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 
 T = TypeVar("T")
 _executor: dict[str, ThreadPoolExecutor] = {}
 _wrappers: set[Any] = set()  # each pool thread's connection wrapper, to close them at shutdown
+_last_used = threading.local()  # when this pool thread's connection last ran a job
+# A connection idle longer than this is checked before a job that must not be retried.
+IDLE_CHECK_S = 30.0
+THREAD_PREFIX = "chimera-db"
+APPLICATION_NAME = "chimera-turns"
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -30,15 +39,13 @@ def _pool() -> ThreadPoolExecutor:
         sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
         # SQLite has one writer at a time: more threads would only queue on its lock.
         workers = 1 if sqlite else settings.CHIMERA_DB_THREADS
-        pool = _executor["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chimera-db")
+        pool = _executor["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=THREAD_PREFIX)
     return pool
 
 
 def _with_fresh_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    connection = connections["default"]
-    _wrappers.add(connection)
-    if connection.connection is not None and connection.errors_occurred:
-        connection.close()  # the last job broke it: start over rather than fail again
+    """An idempotent job: if the connection turns out dead, reconnect and run it once more."""
+    connection = _connection()
     try:
         return fn(*args, **kwargs)
     except (OperationalError, InterfaceError):
@@ -47,11 +54,53 @@ def _with_fresh_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T
         # The server went away (restart, idle timeout): reconnect once, then let it fail loudly.
         connection.close()
         return fn(*args, **kwargs)
+    finally:
+        _last_used.at = time.monotonic()
+
+
+def _once(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A job that must not run twice (it counts or inserts): never re-run after a failure, whose
+    commit may or may not have happened. A connection idle for a while is checked first instead, so
+    a server that went away meanwhile costs a reconnect rather than a failed turn."""
+    connection = _connection()
+    if (
+        connection.connection is not None
+        and time.monotonic() - getattr(_last_used, "at", 0.0) > IDLE_CHECK_S
+        and not connection.is_usable()
+    ):
+        connection.close()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _last_used.at = time.monotonic()
+
+
+def _connection():
+    connection = connections["default"]
+    _wrappers.add(connection)
+    if connection.connection is not None and connection.errors_occurred:
+        connection.close()  # the last job broke it: start over rather than fail again
+    return connection
+
+
+@receiver(connection_created)
+def _name_pool_connections(sender, connection, **kwargs) -> None:
+    """The pool's connections say what they are in pg_stat_activity (operations, and the tests
+    that cut them)."""
+    if connection.vendor == "postgresql" and threading.current_thread().name.startswith(THREAD_PREFIX):
+        with connection.cursor() as cursor:
+            cursor.execute("SET application_name = %s", [APPLICATION_NAME])
 
 
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``fn`` (sync ORM code) on the pool and await its result."""
+    """Run ``fn`` (sync ORM code, safe to repeat) on the pool and await its result."""
     call = functools.partial(_with_fresh_connection, fn, *args, **kwargs)
+    return await sync_to_async(call, thread_sensitive=False, executor=_pool())()
+
+
+async def run_once(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``run`` for a job that is not safe to repeat (never retried; see ``_once``)."""
+    call = functools.partial(_once, fn, *args, **kwargs)
     return await sync_to_async(call, thread_sensitive=False, executor=_pool())()
 
 

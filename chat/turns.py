@@ -78,6 +78,12 @@ RAG_PASSAGES = 4
 # A tool's output as the model reads it back, at most (characters of JSON).
 TOOL_RESULT_CHARS = 16_000
 INTERNAL_ERROR = "Something went wrong while answering. Your message is saved; try again."
+NOT_SAVED = (
+    "This answer could not be saved (the database did not respond). What was saved last is kept; "
+    "reload in a minute to see it, or regenerate."
+)
+# Pauses between tries of the final write (a database restart or failover takes seconds).
+SAVE_RETRIES_S = (0.2, 1.0, 3.0, 10.0)
 
 
 async def start_turn(request: TurnRequest) -> Turn:
@@ -93,7 +99,7 @@ async def start_turn(request: TurnRequest) -> Turn:
             "config.tools",
         )
     offered = tool_registry.definitions(request.options.tools, getattr(request.user, "tier", "free"))
-    prepared = await db.run(store.prepare, request, limit)
+    prepared = await db.run_once(store.prepare, request, limit)
     turn = Turn(request, prepared, flags, tool_definitions=offered)
     _running[turn.id] = turn
     # A fresh context: the turn outlives the request, so it must not inherit the request's
@@ -422,25 +428,29 @@ class Turn:
 
     # ---- the end ------------------------------------------------------------------
     async def _finish(self) -> None:
-        if self._checkpoint_task is not None and not self._checkpoint_task.done():
-            await asyncio.wait([self._checkpoint_task])
-        text = self.text
-        if self.finish_reason is not None and self.error is None and not self.stopped:
-            self.status = Message.Status.COMPLETE
-        elif text:
-            self.status = Message.Status.INCOMPLETE
-        else:
-            self.status = Message.Status.ERROR
-        if self.stopped:
-            self._record_cancelled_attempt(text)
-        if self.reasoning_parts:
-            self.parts.insert(0, ThinkingPart(content="".join(self.reasoning_parts)))
-        priced = recording.price(self.attempts)
-        metadata = self._metadata(priced).model_dump(mode="json")
-        data_parts = [dump_part(p) for p in self.parts]
+        """Save the answer and tell its watchers; whatever fails here, the turn leaves the running set
+        and its watchers get a TurnFinished (a row not saved is never reported as complete)."""
+        metadata: dict[str, Any] = {}
+        data_parts: list[dict[str, Any]] = []
+        saved = False
         try:
-            await db.run(
-                store.finish,
+            if self._checkpoint_task is not None and not self._checkpoint_task.done():
+                await asyncio.wait([self._checkpoint_task])
+            text = self.text
+            if self.finish_reason is not None and self.error is None and not self.stopped:
+                self.status = Message.Status.COMPLETE
+            elif text:
+                self.status = Message.Status.INCOMPLETE
+            else:
+                self.status = Message.Status.ERROR
+            if self.stopped:
+                self._record_cancelled_attempt(text)
+            if self.reasoning_parts:
+                self.parts.insert(0, ThinkingPart(content="".join(self.reasoning_parts)))
+            priced = recording.price(self.attempts)
+            metadata = self._metadata(priced).model_dump(mode="json")
+            data_parts = [dump_part(p) for p in self.parts]
+            saved = await self._save(
                 store.FinalAnswer(
                     answer_id=self.id,
                     conversation_id=self.conversation_id,
@@ -453,24 +463,53 @@ class Turn:
                     data_parts=data_parts,
                     tool_invocations=[d for d in data_parts if d["type"] == "tool-call"],
                     priced=priced,
-                ),
+                )
             )
         except Exception:
-            log.exception("final write of turn %s failed", self.id)
-        self.finished = TurnFinished(
-            message_id=str(self.id),
-            conversation_id=str(self.conversation_id),
-            status=self.status,
-            content=text,
-            metadata=metadata,
-            data_parts=data_parts,
-            error=self.error.error if self.error else ("Stopped." if self.stopped else ""),
-            siblings=self.siblings,
-        )
-        self._publish(self.finished)
-        _running.pop(self.id, None)
-        if settings.CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS and text:
+            log.exception("finishing turn %s failed", self.id)
+        finally:
+            _running.pop(self.id, None)  # no longer kept alive: if it was not saved, it is settled later
+            error = self.error.error if self.error else ("Stopped." if self.stopped else "")
+            if not saved:
+                # The last checkpoint stays in the database and is settled as incomplete within
+                # ORPHAN_AFTER; say so rather than report an answer that is not stored.
+                self.status = Message.Status.INCOMPLETE if self.text else Message.Status.ERROR
+                error = NOT_SAVED
+            self.finished = TurnFinished(
+                message_id=str(self.id),
+                conversation_id=str(self.conversation_id),
+                status=self.status,
+                content=self.text,
+                metadata=metadata,
+                data_parts=data_parts,
+                error=error,
+                siblings=self.siblings,
+            )
+            self._publish(self.finished)
+        if saved and settings.CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS and self.text:
             _remember(self)
+
+    async def _save(self, final: store.FinalAnswer) -> bool:
+        """The final write, retried through a database blip (it is idempotent: the same usage rows
+        are not added twice). False when it could not be saved within SAVE_RETRIES_S."""
+        for pause in (*SAVE_RETRIES_S, None):
+            try:
+                await db.run(store.finish, final)
+                return True
+            except Exception:
+                if pause is None:
+                    billed = ", ".join(
+                        f"{p.attempt.provider}/{p.attempt.model} in={p.attempt.usage.input_tokens} "
+                        f"out={p.attempt.usage.output_tokens} cost={p.cost}"
+                        for p in final.priced
+                    )
+                    log.exception(
+                        "final write of turn %s failed; giving up (unrecorded: %s)", self.id, billed
+                    )
+                    return False
+                log.warning("final write of turn %s failed; retrying in %s s", self.id, pause, exc_info=True)
+                await asyncio.sleep(pause)
+        return False  # pragma: no cover - the loop returns
 
     def _record_cancelled_attempt(self, text: str) -> None:
         """The router was cancelled mid-attempt: its attempt never finished, so record it here

@@ -7,6 +7,7 @@ answer's metadata and hands the same list to ``record_attempts``.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -50,7 +51,7 @@ def record_attempts(
     *, user_id, message_id, conversation_id, tier: str, trace_id: str, priced: Sequence[PricedAttempt]
 ) -> list[UsageMetric]:
     rows = []
-    for p in priced:
+    for n, p in enumerate(priced):
         attempt = p.attempt
         if p.cost is None:
             # The row keeps NULL and the alert rules report unpriced models.
@@ -58,6 +59,9 @@ def record_attempts(
         usage = attempt.usage
         rows.append(
             UsageMetric(
+                # The same attempt always gets the same id: writing a turn's rows again (a retried
+                # final write whose first commit may have happened) adds nothing.
+                id=uuid.uuid5(uuid.UUID(str(message_id)), f"attempt-{n}") if message_id else uuid.uuid4(),
                 user_id=user_id,
                 message_id=message_id,
                 conversation_id=conversation_id,
@@ -78,5 +82,5 @@ def record_attempts(
             )
         )
     if rows:
-        UsageMetric.objects.bulk_create(rows)
+        UsageMetric.objects.bulk_create(rows, ignore_conflicts=True)
     return rows
