@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
@@ -9,6 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import apikeys
 from accounts.models import User
+from accounts.throttle import throttled
 
 
 class SignupForm(UserCreationForm):
@@ -18,9 +20,12 @@ class SignupForm(UserCreationForm):
 
 
 @require_http_methods(["GET", "POST"])
+@throttled("signup")
 def signup(request):
     if request.user.is_authenticated:
         return redirect("chat:index")
+    if not settings.CHIMERA_SIGNUP_OPEN:
+        return render(request, "registration/signup.html", {"closed": True}, status=403)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()

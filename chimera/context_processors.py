@@ -33,6 +33,7 @@ def tools_available() -> bool:
 def chimera(request):
     return {
         "embedded_banner": embedded_banner(),
+        "signup_open": settings.CHIMERA_SIGNUP_OPEN,
         "max_message_chars": settings.CHIMERA_MAX_MESSAGE_CHARS,
         "tools_available": tools_available(),
         "tools_unavailable": TOOLS_UNAVAILABLE,

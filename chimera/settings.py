@@ -90,12 +90,28 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "chimera.security.content_security_policy",
 ]
 
 ROOT_URLCONF = "chimera.urls"
 ASGI_APPLICATION = "chimera.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
+# Passwords: Django's four validators (at least 10 characters, not common, not all digits, not
+# like the username or email).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Anyone may create an account (False: only staff create them, in the admin).
+CHIMERA_SIGNUP_OPEN = envbool("CHIMERA_SIGNUP_OPEN", True)
+# POSTs to login, signup and the admin login per client address (and per username tried).
+CHIMERA_LOGIN_RATE = envstr("CHIMERA_LOGIN_RATE", "10/5m")
+# Behind a proxy every client has the proxy's address: name the header the proxy sets to the
+# client's own (e.g. HTTP_X_REAL_IP). Only a header the proxy overwrites, or clients can pick theirs.
+RATELIMIT_IP_META_KEY = envstr("CHIMERA_CLIENT_IP_HEADER") or None
 LOGIN_REDIRECT_URL = "chat:index"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -287,8 +303,25 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 1_048_576)
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
+# Behind HTTPS (a TLS-terminating proxy that sets X-Forwarded-Proto): secure cookies, HSTS and a
+# redirect of plain HTTP. `manage.py check --deploy` is clean with CHIMERA_HTTPS=True (README).
+CHIMERA_HTTPS = envbool("CHIMERA_HTTPS", False)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", CHIMERA_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+if CHIMERA_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", True)
+X_FRAME_OPTIONS = "DENY"
+# The Content-Security-Policy of every response (chimera/security.py); "" sends none.
+CHIMERA_CSP = envstr(
+    "CHIMERA_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "media-src 'self' https:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 
 LOGGING = {
     "version": 1,

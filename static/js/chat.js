@@ -28,6 +28,11 @@
 
   document.addEventListener("htmx:wsConfigSend", function (evt) {
     var form = evt.detail.elt;
+    if (form && form.id === "stop-button") {
+      // Which answer to stop: set on the button when the turn started (no eval in hx-vals).
+      evt.detail.parameters.message_id = form.dataset.messageId || "";
+      return;
+    }
     if (!form || form.id !== "chat-form") return;
     var params = evt.detail.parameters;
     var text = (params.message || "").trim();
