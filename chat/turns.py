@@ -115,7 +115,7 @@ def prompt(branch: tuple[ChatMessage, ...], request: TurnRequest) -> tuple[ChatM
     if not options.include_history:
         branch = branch[-1:]
     kept: list[ChatMessage] = []
-    budget = HISTORY_CHAR_BUDGET
+    budget = HISTORY_CHAR_BUDGET - len(options.system)  # the system prompt counts against it too
     for message in reversed(branch):
         budget -= len(message.content)
         if budget < 0 and kept:

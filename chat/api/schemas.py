@@ -41,8 +41,12 @@ class ChatContext(Schema):
     sessionData: dict[str, Any] | None = None
 
 
+# Messages one request may carry (a client's history for a new chat is stored, so it is bounded).
+MAX_MESSAGES = 500
+
+
 class ChatRequest(Schema):
-    messages: list[MessageIn] = Field(..., min_length=1)
+    messages: list[MessageIn] = Field(..., min_length=1, max_length=MAX_MESSAGES)
     conversationId: uuid.UUID | None = None
     config: ChatConfig | None = None
     context: ChatContext | None = None

@@ -418,3 +418,22 @@ def test_parallel_sends_to_one_conversation_never_fork_it_unseen(live_server, em
     parents = [m.parent_message_id for m in messages]
     assert len(parents) == len(set(parents))
     assert sum(m.role == "user" for m in messages) == 1 + statuses.count(200)
+
+
+def test_the_system_prompt_counts_against_the_history_budget(live_server, emu, http, alice, alice_key):
+    long = 29_000
+    messages = [
+        {"role": "system", "content": "S" * long},
+        {"role": "user", "content": "oldest " + "a" * long},
+        {"role": "assistant", "content": "b" * long},
+        {"role": "user", "content": "c" * long},
+        {"role": "assistant", "content": "d" * long},
+        {"role": "user", "content": "The question"},
+    ]
+    response, _ = chat(http, live_server.url, {"messages": messages}, alice_key)
+    assert response.status_code == 200
+
+    sent = json.dumps(emu.requests()[-1]["body"])
+    assert "SSSS" in sent and "The question" in sent
+    assert "oldest" not in sent  # 5 x 29,000 is over the 120,000 budget: the oldest message goes
+    assert len(sent) < 130_000

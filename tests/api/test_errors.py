@@ -166,6 +166,13 @@ BAD_BODIES = [
     ),
     ("body a list, not an object", [USER], 422, "validation_error", "messages"),
     (
+        "more messages than one request may carry",
+        {"messages": [USER] * 501},
+        422,
+        "validation_error",
+        "messages",
+    ),
+    (
         "a model tier the free plan does not include",
         {"messages": [USER], "config": {"model": "reasoning"}},
         403,
