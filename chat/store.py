@@ -381,10 +381,11 @@ def conversation_owner(conversation_id: uuid.UUID):
 
 
 def answer_to_regenerate(conversation_id: uuid.UUID, answer_id: uuid.UUID | None) -> uuid.UUID | None:
-    """``answer_id`` if it is an answer in the conversation, else the answer at its active leaf."""
+    """``answer_id`` if it is an answer in the conversation (else None); with no id, the answer at
+    the conversation's active leaf."""
     answers = Message.objects.filter(conversation_id=conversation_id, role=Message.Role.ASSISTANT)
-    if answer_id is not None and answers.filter(pk=answer_id).exists():
-        return answer_id
+    if answer_id is not None:
+        return answer_id if answers.filter(pk=answer_id).exists() else None
     leaf = Conversation.objects.filter(pk=conversation_id).values_list("active_leaf_id", flat=True).first()
     if leaf is not None and answers.filter(pk=leaf).exists():
         return leaf

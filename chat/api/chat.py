@@ -153,9 +153,12 @@ def turn_request(user, payload: ChatRequest) -> TurnRequest:
             conversation_id = cid
 
     if payload.trigger == "regenerate-message" and conversation_id is not None:
-        answer_id = store.answer_to_regenerate(conversation_id, as_uuid(payload.messageId))
+        named = as_uuid(payload.messageId)  # a client-made id (not ours) means "the last answer"
+        answer_id = store.answer_to_regenerate(conversation_id, named)
         if answer_id is not None:
             return TurnRequest.regenerate(user, answer_id, options, conversation_id)
+        if named is not None:
+            raise NotFound("There is no answer with that id in this conversation.")
 
     if messages[last].role != "user":
         raise TurnError(
