@@ -40,11 +40,11 @@ def storable_data(data: Any) -> Any:
 
 
 def check(data: Any, field: str = "") -> None:
-    """Raise a 400 TurnError naming the first string (key or value) in ``data`` that cannot be stored."""
+    """Raise a 422 TurnError naming the first string (key or value) in ``data`` that cannot be stored."""
     if isinstance(data, str):
         if (why := problem(data)) is not None:
             name = field or "body"
-            raise TurnError("invalid_text", f"{name} {why}. Remove it and send again.", 400, name)
+            raise TurnError("invalid_text", f"{name} {why}. Remove it and send again.", 422, name)
     elif isinstance(data, dict):
         for key, value in data.items():
             check(key, field or "body")

@@ -20,7 +20,7 @@ from chat.api.auth import api_key, session
 
 class StorableTextParser(Parser):
     """ninja's JSON parser, refusing text no database can store (NUL, unpaired surrogates) with a
-    400 that names the field, in bodies and in query strings."""
+    422 that names the field, in bodies and in query strings."""
 
     def parse_body(self, request):
         data = super().parse_body(request)

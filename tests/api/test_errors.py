@@ -325,14 +325,14 @@ UNSTORABLE = [
 ]
 
 
-def test_text_no_database_can_store_is_a_400_naming_the_field(live_server, http, alice, alice_key):
+def test_text_no_database_can_store_is_a_422_naming_the_field(live_server, http, alice, alice_key):
     conversation = Conversation.objects.create(user=alice, title="Mine")
     auth = {"Authorization": f"Bearer {alice_key}", "Content-Type": "application/json"}
     for what, method, path, body, field in UNSTORABLE:
         url = live_server.url + path.format(id=conversation.id)
         content = None if body is None else json.dumps(body).encode()  # "\u0000", "\ud800" escapes
         response = http.request(method, url, content=content, headers=auth)
-        assert response.status_code == 400, (what, response.text)  # before any other check
+        assert response.status_code == 422, (what, response.text)  # before any other check
         error = response.json()["error"]
         assert error["code"] == "invalid_text" and error["field"] == field, (what, error)
         assert "cannot be stored" in error["message"] or "not a character" in error["message"], what
