@@ -116,6 +116,7 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
             user=user,
             title=title_from(first),
             active_leaf_id=answer_id,  # the answer below; saves an UPDATE on the way to the provider
+            settings={"tier": request.options.tier},  # the page picks it again for this conversation
         )
         # Earlier messages a client sent for a conversation we had not seen (API clients keep
         # their own history): stored as one chain the new message continues.
@@ -169,9 +170,10 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
     )
     Message.objects.bulk_create([m for m in (user_message, answer) if m is not None])
     if request.mode is not Mode.NEW:
-        Conversation.objects.filter(pk=conversation.pk).update(
-            active_leaf=answer_id, updated_at=timezone.now()
-        )
+        changes: dict[str, Any] = {"active_leaf": answer_id, "updated_at": timezone.now()}
+        if (conversation.settings or {}).get("tier") != request.options.tier:
+            changes["settings"] = {**(conversation.settings or {}), "tier": request.options.tier}
+        Conversation.objects.filter(pk=conversation.pk).update(**changes)
     return PreparedTurn(
         answer_id=answer_id,
         conversation_id=conversation.id,

@@ -4,6 +4,7 @@ branch; and per message: edit (new branch), regenerate (new sibling), stop, atta
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from asgiref.sync import sync_to_async
 from django.db.models import Q
@@ -11,7 +12,7 @@ from django.http.response import HttpResponseBase
 from ninja import Field as NinjaField
 from ninja import Query, Router, Schema
 
-from chat import db, tree
+from chat import conversations, db, export, tree
 from chat.access import conversation_for, message_for
 from chat.api import streams
 from chat.api.chat import options_from
@@ -33,7 +34,6 @@ from chat.errors import NotFound, TurnError
 from chat.models import Conversation, Message
 from chat.request import TurnRequest
 from chat.turns import running_turn, settle_orphans, start_turn, stop_turn
-from knowledge.index import aforget_conversation
 
 router = Router(tags=["conversations"])
 ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -112,28 +112,29 @@ def get_conversation(request, conversation_id: uuid.UUID):
 )
 def update_conversation(request, conversation_id: uuid.UUID, payload: ConversationPatch):
     conversation = conversation_for(request.auth, conversation_id)
-    changed = []
     if payload.title is not None:
-        conversation.title = payload.title.strip() or conversation.title
-        changed.append("title")
+        conversations.rename(conversation, payload.title)
     if payload.isArchived is not None:
-        conversation.is_archived = payload.isArchived
-        changed.append("is_archived")
-    if changed:
-        conversation.save(update_fields=[*changed, "updated_at"])
+        conversations.set_archived(conversation, payload.isArchived)
     return conversation_json(conversation)
 
 
 @router.delete("/{conversation_id}", response={204: None, **ERRORS}, summary="Delete, with all its messages")
 async def delete_conversation(request, conversation_id: uuid.UUID):
     conversation = await sync_to_async(conversation_for)(request.auth, conversation_id)
-    async for message_id in Message.objects.filter(
-        conversation=conversation, status=Message.Status.STREAMING
-    ).values_list("id", flat=True):
-        await stop_turn(request.auth, message_id)
-    await conversation.adelete()
-    await aforget_conversation(conversation_id)  # its messages stop being knowledge
+    await conversations.delete(request.auth, conversation)
     return 204, None
+
+
+@router.get(
+    "/{conversation_id}/export",
+    response={200: None, **ERRORS},
+    summary="The active branch as Markdown (format=md) or JSON (format=json), with model, cost and "
+    "branch position per message",
+)
+def export_conversation(request, conversation_id: uuid.UUID, format: Literal["md", "json"] = "md"):
+    conversation = conversation_for(request.auth, conversation_id)
+    return export.as_response(export.export(conversation, format))
 
 
 @router.post(

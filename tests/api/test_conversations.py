@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -11,6 +13,7 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message
 from tests.api.helpers import DONE, chat, metadata_of, sse_parts, text_of, types, wait_for
+from tests.chat.test_manage import conversation_with_branches
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -357,3 +360,26 @@ def test_the_ai_sdk_resume_url_streams_the_answer_in_flight(api, live_server, em
     assert response.status_code == 200 and parts[0]["messageId"] == message_id
     wait_for(lambda: Message.objects.get(pk=message_id).status == "complete")
     assert text_of(parts) == Message.objects.get(pk=message_id).content
+
+
+def test_export_as_json_through_the_api_carries_metadata_cost_and_branch_position(
+    live_server, http, alice, alice_key
+):
+    conversation = conversation_with_branches(alice)
+    response = http.get(
+        f"{live_server.url}/api/conversations/{conversation.id}/export?format=json",
+        headers={"Authorization": f"Bearer {alice_key}"},
+    )
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = json.loads(response.text)
+    assert body["title"] == "Trip to Lisbon" and body["branch"] == "active"
+    assert [m["content"] for m in body["messages"]] == ["Plan a trip", "New plan: **three days**"]
+    answer = body["messages"][1]
+    assert answer["model"] == "groq/llama-3.3-70b-versatile" and answer["costUsd"] == "0.001234"
+    assert answer["branch"] == {"index": 2, "count": 2} and answer["tokens"]["output"] == 30
+    assert Decimal(body["totalCostUsd"]) == Decimal("0.001234")
+    bad = http.get(
+        f"{live_server.url}/api/conversations/{conversation.id}/export?format=pdf",
+        headers={"Authorization": f"Bearer {alice_key}"},
+    )
+    assert bad.status_code == 422

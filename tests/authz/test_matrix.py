@@ -24,7 +24,7 @@ from usage.models import UsageMetric
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SECRET = "bob-secret-7f3a"  # in every text of bob's; must never reach alice
-PARAMS = ("conversation_id", "message_id", "document_id", "chat_id", "key_id")
+PARAMS = ("conversation_id", "message_id", "document_id", "chat_id", "key_id", "fmt")
 PUBLIC = ("accounts/", "api/openapi.json", "api/docs", "admin/login/")
 
 
@@ -61,6 +61,7 @@ def world(alice, bob):
             "document_id": document.id,
             "key_id": key.id,
             "raw_key": raw,
+            "fmt": "json",  # not an id: the export format
         }
 
     return {"alice": things(alice, "alice-own"), "bob": things(bob, SECRET)}

@@ -1,0 +1,57 @@
+"""Managing a conversation in the browser: rename, archive, unarchive, export, the fork link, delete."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.sync_api import expect
+
+from chat.models import Conversation
+from tests.e2e.test_chat import send
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_rename_archive_unarchive_export_fork_and_delete(logged_in_page, live_server, emu, width):
+    page = logged_in_page
+    page.set_viewport_size({"width": width, "height": 900})
+    send(page, "Plan a trip to Lisbon")
+    expect(page.locator('[data-testid="message-complete"]')).to_be_visible(timeout=30_000)
+    conversation = Conversation.objects.get()
+    page.goto(f"{live_server.url}/c/{conversation.id}/")
+
+    page.fill('[data-testid="title-input"]', "Lisbon in May")
+    page.click('[data-testid="rename-button"]')
+    expect(page.locator('[data-testid="conversation-link"]').first).to_have_text("Lisbon in May")
+
+    with page.expect_download() as download:
+        page.click('[data-testid="export-json"]')
+    exported = json.loads(open(download.value.path(), encoding="utf-8").read())
+    assert (
+        exported["title"] == "Lisbon in May" and exported["messages"][0]["content"] == "Plan a trip to Lisbon"
+    )
+    with page.expect_download() as download:
+        page.click('[data-testid="export-md"]')
+    assert open(download.value.path(), encoding="utf-8").read().startswith("# Lisbon in May")
+
+    page.click('[data-testid="archive-button"]')
+    expect(page.locator('[data-testid="archive-button"]')).to_have_text("Unarchive")
+    expect(page.locator('[data-testid="conversation-link"]')).to_have_count(0)  # gone from the list
+    page.click('[data-testid="show-archived"]')
+    expect(page.locator('[data-testid="conversation-link"]')).to_have_text(["Lisbon in May"])
+    page.click('[data-testid="conversation-link"]')
+    page.click('[data-testid="archive-button"]')
+    expect(page.locator('[data-testid="archive-button"]')).to_have_text("Archive")
+
+    page.locator('[data-testid="fork-button"]').last.click()
+    expect(page.locator('[data-testid="forked-from"]')).to_contain_text("Lisbon in May")
+    page.click('[data-testid="forked-from"]')
+    expect(page).to_have_url(f"{live_server.url}/c/{conversation.id}/")
+
+    page.click('[data-testid="delete-toggle"]')
+    page.click('[data-testid="delete-confirm"]')
+    expect(page).to_have_url(f"{live_server.url}/")
+    assert not Conversation.objects.filter(pk=conversation.id).exists()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
