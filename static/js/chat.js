@@ -1,7 +1,8 @@
 // Chimera chat page: the small bits htmx does not do by itself.
 // - show the thinking indicator the moment a message is sent (before the server answers)
 // - keep the typed text until the server accepted the turn, then clear it
-// - Enter sends, Shift+Enter is a new line; Stop while an answer streams
+// - Enter sends, Shift+Enter is a new line; Esc (or Stop) stops an answer while it streams
+// - the conversation is a polite live region, busy while an answer streams; focus back to the input
 // - re-attach to answers still streaming after a reload
 (function () {
   "use strict";
@@ -12,12 +13,20 @@
   var streaming = false;
 
   function setStreaming(on, messageId) {
+    var was = streaming;
     streaming = on;
-    var send = $("#send-button"), stop = $("#stop-button");
+    var send = $("#send-button"), stop = $("#stop-button"), log = $("#messages");
     if (!send) return;
     send.disabled = on;
     stop.hidden = !on;
     stop.dataset.messageId = messageId || "";
+    // The conversation is a polite live region: screen readers wait while it is busy (streaming)
+    // and then read the finished answer once, not every token.
+    if (log) log.setAttribute("aria-busy", on ? "true" : "false");
+    if (was && !on) {
+      var input = $("#chat-input");
+      if (input && (!document.activeElement || document.activeElement === document.body || document.activeElement === stop)) input.focus();
+    }
   }
 
   function scrollDown() {
@@ -91,11 +100,27 @@
     if (evt.key === "Enter" && !evt.shiftKey && t && t.id === "chat-input") {
       evt.preventDefault();
       if (!streaming) $("#chat-form").requestSubmit();
+    } else if (evt.key === "Escape" && streaming) {
+      var stop = $("#stop-button");
+      if (stop && !stop.hidden && stop.dataset.messageId) { evt.preventDefault(); stop.click(); }
     }
+  });
+
+  // Phones: the conversation list is a drawer.
+  function setDrawer(open) {
+    var layout = $(".layout"), toggle = $("#drawer-toggle");
+    if (!layout || !toggle) return;
+    layout.classList.toggle("drawer-open", open);
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) { var first = $("#sidebar a, #sidebar input"); if (first) first.focus(); }
+  }
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key === "Escape" && $(".layout.drawer-open")) setDrawer(false);
   });
 
   document.addEventListener("click", function (evt) {
     var t = evt.target;
+    if (t && t.id === "drawer-toggle") { setDrawer(!$(".layout.drawer-open")); return; }
     if (t && t.classList.contains("edit-toggle")) {
       var form = document.getElementById(t.dataset.target);
       if (form) { form.hidden = !form.hidden; var ta = form.querySelector("textarea"); if (ta) ta.focus(); }

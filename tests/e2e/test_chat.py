@@ -171,6 +171,11 @@ def test_the_page_fits_a_phone(logged_in_page, live_server, emu):
     send(page, "Hello from a phone")
     expect(page.locator('[data-testid="message-complete"]')).to_be_visible(timeout=30_000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing cut off at the right
+    expect(page.locator('[data-testid="conversation-link"]').first).to_be_hidden()  # in the closed drawer
+    page.click('[data-testid="drawer-toggle"]')
+    expect(page.locator('[data-testid="conversation-link"]').first).to_be_visible()
     for testid in ("chat-input", "send-button", "message-content", "conversation-link"):
         box = page.locator(f'[data-testid="{testid}"]').first.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (testid, box)
+    page.keyboard.press("Escape")  # closes the drawer
+    expect(page.locator('[data-testid="conversation-link"]').first).to_be_hidden()

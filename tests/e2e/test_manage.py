@@ -13,6 +13,12 @@ from tests.e2e.test_chat import send
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+def open_drawer(page, width: int) -> None:
+    """Below 768 px the conversation list is a drawer."""
+    if width < 768:
+        page.click('[data-testid="drawer-toggle"]')
+
+
 @pytest.mark.parametrize("width", [390, 1280])
 def test_rename_archive_unarchive_export_fork_and_delete(logged_in_page, live_server, emu, width):
     page = logged_in_page
@@ -39,8 +45,10 @@ def test_rename_archive_unarchive_export_fork_and_delete(logged_in_page, live_se
     page.click('[data-testid="archive-button"]')
     expect(page.locator('[data-testid="archive-button"]')).to_have_text("Unarchive")
     expect(page.locator('[data-testid="conversation-link"]')).to_have_count(0)  # gone from the list
+    open_drawer(page, width)
     page.click('[data-testid="show-archived"]')
     expect(page.locator('[data-testid="conversation-link"]')).to_have_text(["Lisbon in May"])
+    open_drawer(page, width)
     page.click('[data-testid="conversation-link"]')
     page.click('[data-testid="archive-button"]')
     expect(page.locator('[data-testid="archive-button"]')).to_have_text("Archive")

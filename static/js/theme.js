@@ -1,0 +1,28 @@
+// The colour theme: "system" (follow prefers-color-scheme), "light" or "dark", remembered in this
+// browser. Loaded in <head> without defer so the page is painted in the right colours at once.
+(function () {
+  var KEY = "chimera-theme", ORDER = ["system", "light", "dark"];
+  var root = document.documentElement;
+  function saved() {
+    try { var v = localStorage.getItem(KEY); return ORDER.indexOf(v) >= 0 ? v : "system"; } catch (e) { return "system"; }
+  }
+  function apply(theme) {
+    if (theme === "system") delete root.dataset.theme; else root.dataset.theme = theme;
+    var button = document.getElementById("theme-toggle");
+    if (button) {
+      button.textContent = "Theme: " + theme;
+      button.setAttribute("aria-label", "Colour theme: " + theme + " (change)");
+    }
+  }
+  apply(saved());
+  document.addEventListener("DOMContentLoaded", function () {
+    apply(saved());
+    var button = document.getElementById("theme-toggle");
+    if (!button) return;
+    button.addEventListener("click", function () {
+      var next = ORDER[(ORDER.indexOf(saved()) + 1) % ORDER.length];
+      try { localStorage.setItem(KEY, next); } catch (e) { /* private mode: this page only */ }
+      apply(next);
+    });
+  });
+})();
