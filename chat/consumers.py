@@ -16,7 +16,7 @@ import uuid
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import db, page, signals, store, text, tree
+from chat import conversations, db, page, signals, store, text, tree
 from chat.access import amessage_for, as_uuid, conversation_for
 from chat.errors import NotFound, TurnError
 from chat.request import TurnOptions, TurnRequest
@@ -91,6 +91,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._attach(data.get("message_id"))
             elif action == "run_code":
                 await self._run_code(data.get("message_id"), data.get("part"))
+            elif action == "save_edit":
+                await self._save_edit(data.get("message_id"), data.get("message"))
             else:
                 await self._error(f"Unknown action {action!r}.", "input-error")
         except TurnError as exc:
@@ -136,8 +138,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             frames.append(await sync_to_async(self._branch)(turn))
         self._watch(turn.id, turn, "".join(frames))
 
+    async def _save_edit(self, message_id, content) -> None:
+        """Save in the edit box: the message's text replaced in place, no new answer."""
+        message = await db.run_once(conversations.revise, self.user, message_id, content)
+        await self.send(text_data=await sync_to_async(self._branch_of)(message.conversation_id))
+
     def _branch(self, turn: Turn) -> str:
-        conversation = conversation_for(self.user, turn.conversation_id)
+        return self._branch_of(turn.conversation_id)
+
+    def _branch_of(self, conversation_id) -> str:
+        conversation = conversation_for(self.user, conversation_id)
         return page.branch_fragment(tree.branch_messages(conversation))
 
     # ---- the Run button of an executable code part -----------------------------------------

@@ -3,7 +3,10 @@ already checked that it is the person's own (``chat.access.conversation_for``)."
 
 from __future__ import annotations
 
+from chat.access import message_for
+from chat.errors import NotFound
 from chat.models import Conversation, Message
+from chat.request import validate_content
 from chat.turns import stop_turn
 from knowledge.index import aforget_conversation
 
@@ -35,3 +38,17 @@ async def delete(user, conversation: Conversation) -> None:
     conversation_id = conversation.id
     await conversation.adelete()
     await aforget_conversation(conversation_id)  # its messages stop being knowledge
+
+
+def revise(user, message_id, content) -> Message:
+    """Edit a user message in place ("Save"): its text replaced and marked edited, no new answer
+    (the answers below it stay as they are). Edit-and-regenerate is a turn (TurnRequest.edit)."""
+    text = validate_content(content)
+    message = message_for(user, message_id)
+    if message.role != Message.Role.USER:
+        raise NotFound("There is no message of yours with that id to edit.")
+    if message.content != text:
+        message.content = text
+        message.is_edited = True
+        message.save(update_fields=["content", "is_edited", "updated_at"])
+    return message

@@ -1,5 +1,5 @@
-// Chimera: the Copy button of code blocks (chat/highlight.py). The raw code is in the block's
-// hidden <textarea class="code-raw">, so what is copied is exactly what was written.
+// Chimera: the Copy buttons of code blocks (chat/highlight.py) and of messages. The raw text is in a
+// hidden <textarea> beside them, so what is copied is exactly what was written.
 (function () {
   "use strict";
 
@@ -24,12 +24,19 @@
   }
 
   document.addEventListener("click", function (evt) {
-    var button = evt.target.closest && evt.target.closest(".copy-code");
+    var button = evt.target.closest && evt.target.closest(".copy-code, .copy-message");
     if (!button) return;
-    var block = button.closest(".code-block");
-    var raw = block && block.querySelector("textarea.code-raw");
-    var pre = block && block.querySelector("pre");
-    var text = raw ? raw.value : pre ? pre.textContent : "";
+    var text;
+    if (button.classList.contains("copy-message")) {
+      // The message as written (Markdown for answers), from its hidden <textarea class="message-raw">.
+      var raw0 = button.parentNode.querySelector("textarea.message-raw");
+      text = raw0 ? raw0.value : "";
+    } else {
+      var block = button.closest(".code-block");
+      var raw = block && block.querySelector("textarea.code-raw");
+      var pre = block && block.querySelector("pre");
+      text = raw ? raw.value : pre ? pre.textContent : "";
+    }
     copy(text).then(
       function () { button.textContent = "Copied"; button.dataset.copied = "true"; },
       function () { button.textContent = "Copy failed"; button.dataset.copied = "false"; }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.urls import reverse
 
 from chat.models import Conversation, Message
@@ -113,3 +114,31 @@ async def test_the_tier_picked_is_kept_with_the_conversation(alice, emu):
     await communicator.disconnect()
     conversation = await Conversation.objects.aget(pk=conversation_id)
     assert conversation.settings["tier"] == "fast"
+
+
+async def test_save_changes_a_message_in_place_without_a_new_answer(alice, bob, emu):
+    conversation = await sync_to_async(conversation_with_branches)(alice)
+    question = await Message.objects.aget(conversation=conversation, content="Plan a trip")
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="save_edit", message_id=str(question.id), message="Plan a trip to Porto")
+    frames = await frames_until(communicator, "Plan a trip to Porto")
+    await communicator.disconnect()
+    assert "New plan" in frames[-1]  # the branch re-drawn with its answer still there
+    await question.arefresh_from_db()
+    assert question.content == "Plan a trip to Porto" and question.is_edited
+    assert await Message.objects.filter(conversation=conversation).acount() == 4  # nothing added
+    assert emu.requests() == []
+
+
+async def test_save_refuses_an_answer_or_someone_elses_message(alice, bob, emu):
+    conversation = await sync_to_async(conversation_with_branches)(bob)
+    theirs = await Message.objects.aget(conversation=conversation, content="Plan a trip")
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="save_edit", message_id=str(theirs.id), message="pwned")
+    frames = await frames_until(communicator, 'data-testid="input-error"')
+    await communicator.disconnect()
+    assert "pwned" not in "".join(frames)
+    await theirs.arefresh_from_db()
+    assert theirs.content == "Plan a trip" and not theirs.is_edited

@@ -63,3 +63,23 @@ def test_rename_archive_unarchive_export_fork_and_delete(logged_in_page, live_se
     expect(page).to_have_url(f"{live_server.url}/")
     assert not Conversation.objects.filter(pk=conversation.id).exists()
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_save_edits_in_place_and_copy_puts_a_message_on_the_clipboard(logged_in_page, live_server, emu):
+    page = logged_in_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    send(page, "Plan a trip to Lisbon")
+    expect(page.locator('[data-testid="message-complete"]')).to_be_visible(timeout=30_000)
+    answer = page.locator('[data-testid="message-content"]').last.inner_text()
+
+    page.locator('article.assistant [data-testid="copy-message"]').last.click()
+    expect(page.locator('article.assistant [data-testid="copy-message"]').last).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()").split()[:3] == answer.split()[:3]
+
+    page.click('[data-testid="edit-button"]')
+    page.fill('[data-testid="edit-input"]', "Plan a trip to Porto")
+    page.click('[data-testid="edit-save-only"]')
+    expect(page.locator('[data-testid="user-message"]')).to_have_text("Plan a trip to Porto")
+    expect(page.locator(".edited")).to_be_visible()
+    expect(page.locator('[data-testid="message-content"]')).to_have_count(1)  # no new answer
+    assert len(emu.requests()) == 1
