@@ -198,6 +198,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if first_frame:
                     await self.send(text_data=first_frame)
                 encoder = page.PageEncoder(message_id)
+                if turn is not None and not turn.flags.get("enableStreaming", True):
+                    # Streaming switched off by the runtime flags: the whole answer in one frame.
+                    whole: list = []
+                    async for batch in answer:
+                        whole += batch
+                    await self.send(text_data=encoder.encode(whole))
+                    return
                 async for batch in answer:
                     html = encoder.encode(batch)
                     if html:

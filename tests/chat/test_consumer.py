@@ -422,3 +422,18 @@ async def test_a_send_while_an_answer_in_the_conversation_is_streaming_is_refuse
     await frames_until(communicator, 'data-testid="message-complete"')  # the first answer is untouched
     await communicator.disconnect()
     assert await count(Message, role="user") == 1
+
+
+async def test_with_streaming_switched_off_the_page_gets_the_whole_answer_in_one_frame(alice, emu):
+    await asyncio.to_thread(flags.set_flags, {"enableStreaming": False})
+    emu.timing(provider="*", ttft_ms=20, chunk_ms=20, chunks=30)
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="send", message="Hello")
+    frames = await frames_until(communicator, 'data-testid="message-complete"', timeout=60)
+    await communicator.disconnect()
+    answer_id = status_of(frames)["message-id"]
+    with_text = [f for f in frames if f"beforeend:#mc-{answer_id}" in f or "message-complete" in f]
+    assert len(with_text) == 1  # no piece of the answer came before the whole of it
+    answer = await Message.objects.aget(pk=answer_id)
+    assert len(answer.content.split()) >= 30 and answer.content.split()[0] in with_text[0]
