@@ -9,6 +9,7 @@ a ``TurnRequest``, starts the turn, and *watches* it (``chat.watch``), encoding 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -16,7 +17,7 @@ import uuid
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import conversations, db, page, signals, store, text, tree
+from chat import conversations, db, page, signals, store, text, titles, tree
 from chat.access import amessage_for, as_uuid, conversation_for
 from chat.errors import NotFound, TurnError
 from chat.request import TurnOptions, TurnRequest
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 SERVER_ERROR = (
     "Something went wrong on our side, so that was not done. What you typed is still here: try again."
 )
+# How long a page waits, after a new conversation's first answer, for its title.
+TITLE_WAIT_S = 30.0
 WATCH_ERROR = "This page lost track of the answer; it goes on and is saved. Reload the page to see it."
 
 
@@ -209,6 +212,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     html = encoder.encode(batch)
                     if html:
                         await self.send(text_data=html)
+            if turn is not None and turn.prepared.created:
+                await self._show_title(turn.conversation_id)
         except asyncio.CancelledError:
             raise
         except Exception:  # the answer goes on (and is saved); only this view of it stopped
@@ -220,6 +225,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         finally:
             if self.watchers.get(message_id) is asyncio.current_task():
                 self.watchers.pop(message_id, None)
+
+    async def _show_title(self, conversation_id) -> None:
+        """A new conversation's title, when the fast tier has made one (chat/titles.py)."""
+        title = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(TITLE_WAIT_S):
+                title = await titles.wait(conversation_id)
+        if title:
+            await self.send(text_data=page.title_fragment(conversation_id, title))
 
     async def _error(self, message: str, testid: str) -> None:
         await self.send(text_data=page.error_fragment(message, testid))

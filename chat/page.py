@@ -34,6 +34,12 @@ def error_fragment(message: str, testid: str) -> str:
     return html + status_fragment("idle")
 
 
+def title_fragment(conversation_id: Any, title: str) -> str:
+    """A conversation's new title in the sidebar, in place."""
+    item = {"id": conversation_id, "title": title}
+    return render_to_string("chat/partials/_conversation_item.html", {"c": item, "active": None, "oob": True})
+
+
 def switch_fragment(message_id: str, switch: dict[str, Any]) -> str:
     label = PROVIDER_LABELS.get(switch["toProvider"], switch["toProvider"])
     notice = render_to_string("chat/partials/_switch.html", {"s": {**switch, "toLabel": label}})

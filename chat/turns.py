@@ -31,7 +31,7 @@ from typing import Any
 
 from django.conf import settings
 
-from chat import db, store
+from chat import db, store, titles
 from chat.errors import TurnError
 from chat.events import Siblings, StepFinished, TurnFinished
 from chat.models import Message
@@ -485,6 +485,15 @@ class Turn:
                 error=error,
                 siblings=self.siblings,
             )
+            if saved and self.prepared.created and self.status == Message.Status.COMPLETE:
+                # Started before the watchers hear of the end, so the page can wait for it.
+                titles.start(
+                    conversation_id=self.conversation_id,
+                    user_id=self.user_id,
+                    question=self.request.content,
+                    answer=self.text,
+                    fallback=self.prepared.title,
+                )
             self._publish(self.finished)
         if saved and settings.CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS and self.text:
             _remember(self)
@@ -598,9 +607,11 @@ _heartbeat: dict[str, asyncio.Task] = {}
 
 
 async def background_work_done() -> None:
-    """Wait until the exchanges this process is indexing are in (a clean shutdown, and tests)."""
+    """Wait until the exchanges this process is indexing are in and its titles are made (a clean
+    shutdown, and tests)."""
     while _indexing:
         await asyncio.gather(*list(_indexing), return_exceptions=True)
+    await titles.all_done()
 
 
 def running_turn(message_id: uuid.UUID) -> Turn | None:

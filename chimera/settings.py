@@ -285,6 +285,8 @@ CHIMERA_EMBEDDING_THREADS = envint("CHIMERA_EMBEDDING_THREADS", 1)
 CHIMERA_KNOWLEDGE_CACHED_USERS = envint("CHIMERA_KNOWLEDGE_CACHED_USERS", 32)
 # Every finished exchange is indexed as knowledge in the background (one embedding run per message).
 CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS = envbool("CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS", True)
+# After a conversation's first answer, ask the fast tier for a short title (chat/titles.py).
+CHIMERA_AUTO_TITLES = envbool("CHIMERA_AUTO_TITLES", True)
 
 # --- alerts (the spec's thresholds) ----------------------------------------------
 CHIMERA_ALERT_ERROR_RATE = float(envstr("CHIMERA_ALERT_ERROR_RATE", "0.05"))

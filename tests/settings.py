@@ -13,3 +13,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 # when the answer is final, so that write would race the next test's flush (a deadlock on PostgreSQL,
 # also from a live server's process). Off here; the tests of that indexing turn it on and wait for it.
 CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS = False
+# Likewise titles (an extra provider call per new conversation): on in tests/chat/test_titles.py.
+CHIMERA_AUTO_TITLES = False
