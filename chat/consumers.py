@@ -109,8 +109,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # The composer's Tools toggle ("on") offers every tool; a list names some. The user's plan
         # decides which of them are allowed.
         asked = data.get("tools")
-        if asked in ("on", "true", True):
-            tools = tuple(TOOLS)
+        plan = getattr(self.user, "tier", "free")
+        if asked in ("on", "true", True):  # the toggle: every tool the plan includes
+            tools = tuple(name for name in TOOLS if tool_registry.allowed(name, plan))
         elif isinstance(asked, list):
             tools = tuple(name for name in TOOLS if name in asked)
         else:

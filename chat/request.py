@@ -21,6 +21,7 @@ from django.conf import settings
 
 from chat.access import as_uuid
 from chat.errors import NotFound, TurnError
+from tools import registry
 
 TIERS = ("fast", "balanced", "powerful", "reasoning")
 
@@ -96,6 +97,15 @@ class TurnRequest:
     data_parts: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        plan = getattr(self.user, "tier", "free")
+        refused = [name for name in self.options.tools if not registry.allowed(name, plan)]
+        if refused:
+            raise TurnError(
+                "tool_not_allowed",
+                f"{', '.join(refused)} {'is' if len(refused) == 1 else 'are'} not part of the {plan} plan.",
+                403,
+                "config.tools",
+            )
         tier = self.options.tier
         if tier not in tiers_for(self.user):
             plan = getattr(self.user, "tier", "free")

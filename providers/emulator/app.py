@@ -54,7 +54,8 @@ Control API (state lives in process memory: one emulator per test session)
      "after_tokens": 20,          # stall/cut/malformed: content tokens sent first (default 0)
      "stall_ms": 30000,           # stall: how long nothing is sent (default 30 s); then the stream resumes
      "abort": false,              # cut: true drops the connection mid-body instead of ending it cleanly
-     "times": 3}                  # how many requests it hits; absent: until cleared
+     "times": 3,                  # how many requests it hits; absent: until cleared
+     "skip": 1}                   # requests let through untouched first (e.g. a tool loop's step 1)
 
 Faults apply to generation requests only (not model lists), are matched by
 provider and consumed in the order they were added. ``cut`` ends the stream
@@ -130,6 +131,7 @@ class Fault:
     stall_ms: float = 30_000
     abort: bool = False
     times: int | None = None
+    skip: int = 0  # matching requests let through untouched before the fault applies
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Fault:
@@ -138,7 +140,7 @@ class Fault:
             raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
         provider = str(spec.get("provider") or "*")
         fault = cls(provider=_PROVIDER_ALIASES.get(provider, provider), kind=kind)
-        for name in ("status", "after_tokens", "times"):
+        for name in ("status", "after_tokens", "times", "skip"):
             if spec.get(name) is not None:
                 setattr(fault, name, int(spec[name]))
         for name in ("retry_after", "stall_ms"):
@@ -147,6 +149,8 @@ class Fault:
         fault.abort = bool(spec.get("abort", False))
         if fault.times is not None and fault.times < 1:
             raise ValueError("times must be >= 1")
+        if fault.skip < 0:
+            raise ValueError("skip must be >= 0")
         return fault
 
 
@@ -190,6 +194,9 @@ class Emulator:
     def take_fault(self, provider: str) -> Fault | None:
         for i, fault in enumerate(self.faults):
             if fault.provider in (provider, "*"):
+                if fault.skip:
+                    fault.skip -= 1  # this request passes; the fault waits for a later one
+                    return None
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times <= 0:
