@@ -209,11 +209,16 @@ class TableProps(_Props):
 class CodeResultProps(_Props):
     """``code-result``: what a run of code printed and how it ended."""
 
+    language: str | None = None
     stdout: str = ""
     stderr: str = ""
     exitCode: int | None = None
+    signal: str | None = None
     durationMs: int | None = None
     timedOut: bool = False
+    truncated: bool = False
+    limit: str | None = None  # which limit stopped it (timeout, memory, output, processes, disk)
+    message: str | None = None  # that, in words
 
 
 class KeyValueItem(_Props):
