@@ -60,3 +60,28 @@ def test_the_ai_sdk_reads_the_stream_and_assembles_the_text_and_metadata(
         m.role for m in Message.objects.filter(conversation_id=conversation_id).order_by("created_at")
     ] == ["user", "assistant", "user", "assistant"]
     assert out["resumedStream"] is False  # nothing in flight: the resume URL answered 204
+
+
+def test_the_ai_sdk_reads_a_tool_call_as_its_own_tool_part(node_check, live_server, emu, alice, alice_key):
+    code = {"language": "python", "code": "print(6 * 7)"}
+    question = f"Compute it [[tool:executeCode {json.dumps(code)}]]"
+    result = subprocess.run(
+        [node_check[0], node_check[1], "--tools=executeCode", live_server.url, alice_key, question, "Thanks"],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["errors"] == []
+    answer = out["answers"][0]
+    [tool] = answer["toolParts"]  # the package's own reader built it from our tool-* chunks
+    assert tool["type"] == "tool-executeCode" and tool["state"] == "output-available"
+    assert tool["input"] == code
+    assert tool["output"]["stdout"] == "42\n" and tool["output"]["exitCode"] == 0
+    stored = Message.objects.get(pk=answer["id"])
+    assert tool["toolCallId"] == stored.tool_invocations[0]["toolCallId"]
+    assert answer["partTypes"].index("tool-executeCode") < answer["partTypes"].index("text")
+    assert "42" in answer["text"] and answer["text"] == stored.content

@@ -2,12 +2,16 @@
 // package's DefaultChatTransport (what useChat uses), the response read with its own UI message
 // stream parser (parseJsonEventStream + uiMessageChunkSchema inside the transport) and assembled by
 // readUIMessageStream. Two turns in one chat, then a resume attempt. Prints one JSON document.
+// With --tools=a,b the request offers those tools, and tool parts are printed whole.
 //
-//   node read-chat.mjs <base url> <api key> ["first question"] ["second question"]
+//   node read-chat.mjs [--tools=executeCode] <base url> <api key> ["first question"] ["second question"]
 import { DefaultChatTransport, readUIMessageStream } from 'ai';
 
+const args = process.argv.slice(2);
+const toolsFlag = args.find((a) => a.startsWith('--tools='));
+const tools = toolsFlag ? toolsFlag.slice('--tools='.length).split(',').filter(Boolean) : [];
 const [baseUrl, apiKey, first = 'Explain quantum computing', second = 'Say more about qubits'] =
-  process.argv.slice(2);
+  args.filter((a) => !a.startsWith('--'));
 if (!baseUrl || !apiKey) {
   console.error('usage: node read-chat.mjs <base url> <api key> [question] [follow-up]');
   process.exit(2);
@@ -16,7 +20,7 @@ if (!baseUrl || !apiKey) {
 const transport = new DefaultChatTransport({
   api: `${baseUrl}/api/chat/v2`,
   headers: { Authorization: `Bearer ${apiKey}` },
-  body: { config: { model: 'balanced', temperature: 0.5 } },
+  body: { config: { model: 'balanced', temperature: 0.5, ...(tools.length ? { tools } : {}) } },
 });
 const chatId = `node-check-${process.pid}-${Date.now()}`;
 const errors = [];
@@ -55,6 +59,7 @@ console.log(
       role: m.role,
       text: textOf(m),
       partTypes: m.parts.map((p) => p.type),
+      toolParts: m.parts.filter((p) => p.type.startsWith('tool-')),
       metadata: m.metadata,
     })),
   }),
