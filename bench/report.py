@@ -298,6 +298,22 @@ def render(
                     w(f"| {name} | {t * 1000 / turns:.2f} |")
                 w("")
 
+    tool_step = results.get("tool_step")
+    if tool_step:
+        w("## A tool step\n")
+        w(
+            "What one tool call adds to a turn, beyond a plain turn, with the upstream's time and the "
+            "tool's own run time taken out (bench/tools.py: plain and tool turns alternate, one at a "
+            "time; the tool is executeCode printing one line).\n"
+        )
+        w("| transport | turns | added p50 | added p95 | added CPU per tool step | the tool ran (excluded) |")
+        w("|---|---|---|---|---|---|")
+        for side, t in tool_step.items():
+            w(
+                f"| {SIDE_NAMES.get(side, side)} | {t['turns']} | {t['added_ms']['p50']:.1f} ms | "
+                f"{t['added_ms']['p95']:.1f} ms | {t['added_cpu_ms']:.1f} ms | {t['tool_run_ms']['p50']:.0f} ms |"
+            )
+        w("")
     w("## What was changed to meet the targets\n")
     w(changes.strip() + "\n")
     w("## Method\n")

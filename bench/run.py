@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import os  # noqa: E402
 
-from bench import report  # noqa: E402
+from bench import report, tools  # noqa: E402
 from bench.harness import Harness  # noqa: E402
 from bench.report import side_stats  # noqa: E402
 from bench.services import Stack  # noqa: E402
@@ -51,6 +51,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--stability", type=int, default=200, help="streams started at once for the stability check (0: skip)"
     )
     p.add_argument("--no-profile", action="store_true")
+    p.add_argument(
+        "--tool-rounds",
+        type=int,
+        default=20,
+        help="plain/tool turn pairs per transport for the tool step (0: skip)",
+    )
     p.add_argument(
         "--conn-max-age", type=int, default=None, help="DB_CONN_MAX_AGE for daphne (default: unset)"
     )
@@ -85,6 +91,10 @@ async def measure(stack: Stack, args) -> dict:
                 print(f"profile: {side}")
                 text, summary, turns = await h.profile(side, 10, 5)
                 results["profiles"][side] = (text, summary, turns)
+        if h.sse_available and args.tool_rounds:
+            print("tool step")
+            results["tool_step"] = await tools.tool_step(stack, 3 if args.quick else args.tool_rounds)
+            h.chimera_turns += 4 * ((3 if args.quick else args.tool_rounds) + 1)
         results["chimera_turns"] = h.chimera_turns
         return results
 
@@ -140,6 +150,8 @@ def main(argv=None) -> int:
     }
     errors = sum(v["errors"] for level in numbers.values() for v in level.values())
     print(json.dumps(numbers, indent=1, default=str) if args.quick else f"errors: {errors}")
+    if results.get("tool_step"):
+        numbers["tool_step"] = results["tool_step"]
     if args.json:
         Path(args.json).write_text(json.dumps({"numbers": numbers, "pg_per_turn": pg}, indent=1, default=str))
     if not args.quick:

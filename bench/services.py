@@ -107,6 +107,10 @@ class Stack:
             LOG_LEVEL="WARNING",
             DJANGO_SETTINGS_MODULE="chimera.settings",
             BENCH_STATE_DIR=str(self.state_dir),
+            # Background work after a turn (indexing it as knowledge, naming a new conversation)
+            # is measured on its own, not inside every answer's numbers.
+            CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS="False",
+            CHIMERA_AUTO_TITLES="False",
             PYTHONPATH=str(ROOT),
         )
         if self.conn_max_age is not None:

@@ -65,7 +65,7 @@ def quick_run(tmp_path_factory):
 
 
 def test_the_quick_run_streams_every_answer_without_errors(quick_run):
-    numbers = quick_run["numbers"]
+    numbers = {k: v for k, v in quick_run["numbers"].items() if k != "tool_step"}
     assert set(numbers) == {"c1", "c2"}
     for level, sides in numbers.items():
         assert {"direct", "ws"} <= set(sides), level
@@ -76,7 +76,9 @@ def test_the_quick_run_streams_every_answer_without_errors(quick_run):
 
 
 def test_the_numbers_are_sane(quick_run):
-    for sides in quick_run["numbers"].values():
+    for level, sides in quick_run["numbers"].items():
+        if level == "tool_step":
+            continue
         for side, s in sides.items():
             ttft, total = s["ttft"], s["total"]
             assert all(math.isfinite(float(v)) and v > 0 for v in ttft.values()), side
@@ -89,3 +91,16 @@ def test_the_numbers_are_sane(quick_run):
                 assert s["cpu_ms"] > 0, "daphne's CPU was not measured"
                 assert s["queries_total"] >= 1, "no SQL statements were counted for a turn"
     assert quick_run["pg_per_turn"]["turns"] > 0
+
+
+def test_the_tool_step_is_measured_on_both_transports(quick_run):
+    steps = quick_run["numbers"]["tool_step"]
+    assert set(steps) == {"sse", "ws"}
+    for side, s in steps.items():
+        assert s["turns"] == 3, side
+        for key in ("plain_overhead_ms", "tool_overhead_ms", "added_ms", "tool_run_ms"):
+            assert all(math.isfinite(v) for v in s[key].values()), (side, key)
+        # The tool really ran (in the sandbox), and its time was taken out, not left in.
+        assert s["tool_run_ms"]["p50"] > 0, side
+        assert s["tool_overhead_ms"]["p50"] >= 0 and s["plain_overhead_ms"]["p50"] >= 0, side
+        assert math.isfinite(s["added_cpu_ms"]), side
