@@ -15,14 +15,13 @@
     }
   }
   apply(saved());
-  document.addEventListener("DOMContentLoaded", function () {
-    apply(saved());
-    var button = document.getElementById("theme-toggle");
-    if (!button) return;
-    button.addEventListener("click", function () {
-      var next = ORDER[(ORDER.indexOf(saved()) + 1) % ORDER.length];
-      try { localStorage.setItem(KEY, next); } catch (e) { /* private mode: this page only */ }
-      apply(next);
-    });
+  // The button may be swapped in later (htmx-boosted forms replace the body): label it each time.
+  document.addEventListener("DOMContentLoaded", function () { apply(saved()); });
+  document.addEventListener("htmx:afterSettle", function () { apply(saved()); });
+  document.addEventListener("click", function (evt) {
+    if (!evt.target || evt.target.id !== "theme-toggle") return;
+    var next = ORDER[(ORDER.indexOf(saved()) + 1) % ORDER.length];
+    try { localStorage.setItem(KEY, next); } catch (e) { /* private mode: this page only */ }
+    apply(next);
   });
 })();

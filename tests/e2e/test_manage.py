@@ -28,9 +28,11 @@ def test_rename_archive_unarchive_export_fork_and_delete(logged_in_page, live_se
     conversation = Conversation.objects.get()
     page.goto(f"{live_server.url}/c/{conversation.id}/")
 
+    page.evaluate("window.__same_page = true")
     page.fill('[data-testid="title-input"]', "Lisbon in May")
     page.click('[data-testid="rename-button"]')
     expect(page.locator('[data-testid="conversation-link"]').first).to_have_text("Lisbon in May")
+    assert page.evaluate("window.__same_page === true")  # over htmx: swapped, not reloaded
 
     with page.expect_download() as download:
         page.click('[data-testid="export-json"]')
@@ -60,7 +62,7 @@ def test_rename_archive_unarchive_export_fork_and_delete(logged_in_page, live_se
 
     page.click('[data-testid="delete-toggle"]')
     page.click('[data-testid="delete-confirm"]')
-    expect(page).to_have_url(f"{live_server.url}/")
+    expect(page).to_have_url(f"{live_server.url}/")  # the address follows the redirect
     assert not Conversation.objects.filter(pk=conversation.id).exists()
     assert page.evaluate("document.documentElement.scrollWidth") <= width
 
