@@ -10,8 +10,9 @@ where a provider call's upstream time is what the emulator spends on it by const
 to first token, then one chunk interval per further token: ``ttft + chunk * (tokens - 1)``, tokens
 from its request log). The tool step adds ``overhead(tool turn) - overhead(plain turn)``: the second
 provider call's set-up, running the tool machinery (validation, time limit, persistence of the
-invocation, the tool parts on the wire) and the extra database work. Plain and tool turns alternate,
-one at a time, on the API (SSE) and the page (WebSocket); daphne's CPU is read around each turn.
+invocation, the tool parts on the wire) and the extra database work. Tool and plain turns alternate,
+one at a time, on the API (SSE) and the page (WebSocket), the plain turn's answer made as long as the
+tool turn's final answer (both relay the same amount of text); daphne's CPU is read around each turn.
 """
 
 from __future__ import annotations
@@ -31,16 +32,12 @@ CODE = {"language": "python", "code": "print(6 * 7)"}
 QUESTION = "Work out six times seven"
 
 
-async def _emulator_upstream_ms(client: httpx2.AsyncClient, stack: Stack) -> tuple[float, int]:
-    """The upstream time of the provider calls logged since the last clear, and how many there were."""
+async def _emulator_calls(client: httpx2.AsyncClient, stack: Stack) -> tuple[float, list[int]]:
+    """The upstream time of the provider calls logged since the last clear, and each call's tokens."""
     log = (await client.get(stack.emulator_url + "/_control/requests")).json()["requests"]
-    calls = [r for r in log if r.get("body") is not None]
-    total = sum(
-        stack.ttft_ms + stack.chunk_ms * max(0, r["outcome"]["tokens_sent"] - 1)
-        for r in calls
-        if r["outcome"]["tokens_sent"]
-    )
-    return total, len(calls)
+    tokens = [r["outcome"]["tokens_sent"] for r in log if r.get("body") is not None]
+    total = sum(stack.ttft_ms + stack.chunk_ms * max(0, n - 1) for n in tokens if n)
+    return total, tokens
 
 
 def _tool_ms(stack: Stack, message_id: str) -> float:
@@ -117,7 +114,16 @@ async def tool_step(stack: Stack, rounds: int, log=print) -> dict:
                 cpu: dict[bool, list[float]] = {False: [], True: []}
                 tool_ms: list[float] = []
                 for r in range(rounds + 1):  # the first round warms up and is not counted
-                    for with_tool in (False, True):
+                    answer_tokens = 0
+                    for with_tool in (True, False):
+                        # The plain turn's answer is as long as the tool turn's final answer, so the
+                        # difference is the tool step, not a different amount of text to relay.
+                        await client.delete(stack.emulator_url + "/_control/faults")  # timing overrides too
+                        if not with_tool:
+                            await client.post(
+                                stack.emulator_url + "/_control/timing",
+                                json={"provider": "*", "chunks": answer_tokens},
+                            )
                         await client.delete(stack.emulator_url + "/_control/requests")
                         ticks = stack.cpu_ticks()
                         if side == "sse":
@@ -126,11 +132,13 @@ async def tool_step(stack: Stack, rounds: int, log=print) -> dict:
                             wall, message_id = await _ws_turn(ws, with_tool)
                         await asyncio.sleep(0.05)  # the turn's last write is done before its last frame
                         used = (stack.cpu_ticks() - ticks) * 1000 / CLK_TCK
-                        upstream, calls = await _emulator_upstream_ms(client, stack)
-                        if calls != (2 if with_tool else 1):
+                        upstream, tokens = await _emulator_calls(client, stack)
+                        if len(tokens) != (2 if with_tool else 1):
                             raise RuntimeError(
-                                f"expected {2 if with_tool else 1} provider calls, saw {calls}"
+                                f"expected {2 if with_tool else 1} provider calls, saw {tokens}"
                             )
+                        if with_tool:
+                            answer_tokens = tokens[-1]
                         ran = await asyncio.to_thread(_tool_ms, stack, message_id) if with_tool else 0.0
                         if r == 0:
                             continue
@@ -138,6 +146,7 @@ async def tool_step(stack: Stack, rounds: int, log=print) -> dict:
                         cpu[with_tool].append(used)
                         if with_tool:
                             tool_ms.append(ran)
+                await client.delete(stack.emulator_url + "/_control/faults")
                 plain = overhead[False]
                 added = [t - p for t, p in zip(overhead[True], plain, strict=True)]
                 out[side] = {
