@@ -111,6 +111,14 @@ def test_faults_are_consumed_by_times_then_requests_succeed(emu):
     assert statuses == [503, 503, 200]
 
 
+def test_a_fault_can_let_requests_through_first(emu):
+    emu.fault(provider="groq", kind="status", status=503, skip=2, times=1)  # e.g. a tool loop's third call
+
+    statuses = [chat(emu).status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 503, 200]
+
+
 def test_a_status_fault_answers_the_wire_error_body_and_retry_after(emu):
     emu.fault(provider="anthropic", kind="status", status=429, retry_after=2)
 
