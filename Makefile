@@ -6,13 +6,13 @@ PIP := $(VENV)/bin/pip
 # llama.cpp built portable: the native build crashes on these CPUs (AMX path).
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
-.PHONY: run run-emulator test lint format bench install local-model chromium bubblewrap emulator
+.PHONY: run run-emulator test lint format bench install local-model chromium browsers bubblewrap emulator
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(PIP) install -q -r requirements.txt -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import django, channels, daphne, openai, anthropic, google.genai, pytest_playwright, onnxruntime, tokenizers, pypdf"
+	$(PY) -c "import django, channels, daphne, openai, anthropic, google.genai, pytest_playwright, onnxruntime, tokenizers, pypdf, marionette_driver, schemathesis"
 	touch $@
 
 install: $(VENV)/.installed
@@ -42,6 +42,12 @@ emulator: $(VENV)/.installed
 chromium:
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# Firefox ESR and WebKitGTK (with Xvfb: it has no headless mode) for tests/e2e/test_engines.py.
+# --no-install-recommends: with recommends WebKitGTK pulls about 565 MB.
+browsers:
+	test -x /usr/bin/firefox-esr -a -x /usr/bin/WebKitWebDriver -a -x /usr/bin/Xvfb || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends firefox-esr webkit2gtk-driver xvfb)
+
 # The executeCode sandbox. Installed when missing and we may (root); otherwise Chimera runs without it
 # and executeCode answers that code cannot run on this server.
 bubblewrap:
@@ -49,7 +55,7 @@ bubblewrap:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
 	  echo "bubblewrap (bwrap) is not installed: executeCode will not run code (apt-get install bubblewrap)"
 
-test: $(VENV)/.installed $(VENV)/.local-model chromium bubblewrap
+test: $(VENV)/.installed $(VENV)/.local-model chromium browsers bubblewrap
 	mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
 

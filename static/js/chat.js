@@ -57,6 +57,10 @@
     scrollDown();
   });
 
+  // Whether the page's socket is open, on the chat section (styles and tests read it).
+  document.addEventListener("htmx:wsOpen", function () { var c = $("#chat"); if (c) c.dataset.socket = "open"; });
+  document.addEventListener("htmx:wsClose", function () { var c = $("#chat"); if (c) c.dataset.socket = "closed"; });
+
   document.addEventListener("htmx:wsAfterMessage", function () {
     var status = $("#turn-status");
     if (!status) return;
