@@ -437,3 +437,20 @@ async def test_with_streaming_switched_off_the_page_gets_the_whole_answer_in_one
     assert len(with_text) == 1  # no piece of the answer came before the whole of it
     answer = await Message.objects.aget(pk=answer_id)
     assert len(answer.content.split()) >= 30 and answer.content.split()[0] in with_text[0]
+
+
+async def test_an_unexpected_failure_is_an_error_fragment_and_the_socket_goes_on(alice, emu):
+    # A row no code path writes (data parts as an object, as a hand edit in the admin could leave it)
+    # makes the Run action fail in a way nobody planned for.
+    conversation = await Conversation.objects.acreate(user=alice, title="Odd row")
+    odd = await Message.objects.acreate(
+        conversation=conversation, role="assistant", content="x", status="complete", data_parts={"0": "?"}
+    )
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="run_code", message_id=str(odd.id), part=0)
+    frames = await frames_until(communicator, 'data-testid="server-error"')
+    assert "Something went wrong on our side" in frames[-1] and 'data-state="idle"' in frames[-1]
+    await send(communicator, action="send", message="Still working?")  # the socket was not closed
+    await frames_until(communicator, 'data-testid="message-complete"')
+    await communicator.disconnect()
