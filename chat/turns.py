@@ -79,8 +79,8 @@ RAG_PASSAGES = 4
 TOOL_RESULT_CHARS = 16_000
 INTERNAL_ERROR = "Something went wrong while answering. Your message is saved; try again."
 NOT_SAVED = (
-    "This answer could not be saved (the database did not respond). What was saved last is kept; "
-    "reload in a minute to see it, or regenerate."
+    "This answer could not be saved. What was saved of it last is kept; reload in a minute to see it, "
+    "or regenerate."
 )
 # Pauses between tries of the final write (a database restart or failover takes seconds).
 SAVE_RETRIES_S = (0.2, 1.0, 3.0, 10.0)
