@@ -4,7 +4,7 @@ Every turn gets a random mix from the emulator (503 / 500, 429 with Retry-After,
 N tokens, a dropped connection, a malformed chunk, two providers down, all down). After each:
 the user's message is saved; the saved answer's text is exactly what the client assembled; the
 stream ended with one finish or one explicit error; there is one usage row per upstream attempt the
-emulator saw; no 5xx. CHIMERA_CHAOS_TURNS sets the number of turns (CI: 24; the README says how
+emulator saw; no 5xx. CHIMERA_CHAOS_TURNS sets the number of turns (CI: 16; the README says how
 to run more); CHIMERA_CHAOS_SEED replays a run.
 """
 
@@ -22,7 +22,7 @@ from usage.models import UsageMetric
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TURNS = int(os.environ.get("CHIMERA_CHAOS_TURNS", "24"))
+TURNS = int(os.environ.get("CHIMERA_CHAOS_TURNS", "16"))
 SEED = int(os.environ.get("CHIMERA_CHAOS_SEED", "20261203"))
 PROVIDERS = ("groq", "gemini", "anthropic")
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -39,12 +40,14 @@ def serve(tmp_path: Path, **env: str) -> subprocess.Popen:
 
 
 def read_until(process: subprocess.Popen, needle: str) -> str:
-    """The command's output up to the line holding `needle` (or to its end)."""
+    """The command's output up to the line holding `needle` (or to its end); the rest is read on in
+    the background, so a full pipe never blocks the command (its children's logs go there too)."""
     seen = []
     for line in process.stdout:
         seen.append(line)
         if needle in line:
             break
+    threading.Thread(target=process.stdout.read, daemon=True).start()
     return "".join(seen)
 
 
@@ -82,7 +85,11 @@ def test_make_run_with_port_and_host_set_serves_there_and_ctrl_c_stops_everythin
         assert answers(f"http://127.0.0.1:{model}/v1/models")  # the model kept its own port
     finally:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl+C
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # fail, but leave nothing behind for the next tests
+            raise
     assert not listening(web) and not listening(model)  # nothing left behind
 
 
