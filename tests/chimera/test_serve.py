@@ -75,11 +75,11 @@ def wait_for_page(url: str, process: subprocess.Popen) -> None:
 def test_make_run_with_port_and_host_set_serves_there_and_ctrl_c_stops_everything(tmp_path):
     web, model = free_port(), free_port()
     process = serve(
-        tmp_path, PORT=str(web), HOST="0.0.0.0", CHIMERA_LOCAL_MODEL_URL=f"http://127.0.0.1:{model}/v1"
+        tmp_path, PORT=str(web), HOST="127.0.0.1", CHIMERA_LOCAL_MODEL_URL=f"http://127.0.0.1:{model}/v1"
     )
     try:
         output = read_until(process, "Ctrl+C stops")
-        assert f"http://0.0.0.0:{web}/" in output, output
+        assert f"http://127.0.0.1:{web}/" in output, output
         assert "local model SmolLM2-135M-Instruct answers" in output
         wait_for_page(f"http://127.0.0.1:{web}/accounts/login/", process)
         assert answers(f"http://127.0.0.1:{model}/v1/models")  # the model kept its own port
