@@ -71,6 +71,9 @@ class Message(models.Model):
     metadata = models.JSONField(null=True, blank=True)  # ChimeraMetadata (chat.schemas)
     data_parts = models.JSONField(null=True, blank=True)  # list of ChimeraDataPart
     tool_invocations = models.JSONField(null=True, blank=True)
+    # While streaming: the provider attempts so far, as checkpointed (usage.recording.attempt_json),
+    # so an answer whose process died is settled with its usage rows. Cleared when the answer is final.
+    pending_usage = models.JSONField(null=True, blank=True)
     is_edited = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     # Touched by every checkpoint: a `streaming` message whose process died stops being touched.
@@ -82,6 +85,13 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation"], name="idx_messages_conversation_id"),
             models.Index(fields=["conversation", "created_at"], name="idx_messages_conv_created"),
+            # The orphan sweep's query, run by every web process every few seconds: only the few
+            # answers being written are in this index.
+            models.Index(
+                fields=["updated_at"],
+                name="idx_messages_streaming",
+                condition=models.Q(status="streaming"),
+            ),
         ]
 
     def __str__(self) -> str:

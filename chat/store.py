@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from chat import tree
@@ -35,9 +35,18 @@ from chat.text import storable, storable_data
 from providers.base import ChatMessage, Role
 from usage import limits, recording
 
-# A `streaming` message not checkpointed for this long belongs to a process that died.
-# Every process touches its running answers every few seconds, so this can stay short.
-ORPHAN_AFTER = timedelta(seconds=60)
+# A text the orphan sweep leaves on an answer whose process died, as its (retryable) error part.
+ORPHANED = (
+    "The server writing this answer stopped before it finished. What arrived is saved: continue it, "
+    "or try again."
+)
+
+
+def orphan_after() -> timedelta:
+    """A `streaming` answer untouched for this long (three heartbeats) belongs to a process that died."""
+    return timedelta(seconds=3 * settings.CHIMERA_HEARTBEAT_S)
+
+
 STOP_KEY = "chimera:stop:{}"
 
 
@@ -75,7 +84,7 @@ class FinalAnswer:
 class AnswerState:
     content: str
     streaming: bool
-    stale: bool  # streaming, but untouched for ORPHAN_AFTER: its process died
+    stale: bool  # streaming, but untouched for orphan_after(): its process died
 
 
 # ---- starting a turn ---------------------------------------------------------------------------
@@ -195,13 +204,13 @@ def _claim(conversation: Conversation) -> None:
     would attach to the same parent and fork the tree unseen (each answer blind to the other).
     The conversation row is locked until the new answer's row is committed, so of two parallel
     sends exactly one starts and the other gets a 409 (SQLite: its writers are serialised by
-    BEGIN IMMEDIATE, settings.py). An answer whose process died (untouched for ORPHAN_AFTER) does
+    BEGIN IMMEDIATE, settings.py). An answer whose process died (untouched for orphan_after()) does
     not count."""
     Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk").first()
     if Message.objects.filter(
         conversation_id=conversation.pk,
         status=Message.Status.STREAMING,
-        updated_at__gte=timezone.now() - ORPHAN_AFTER,
+        updated_at__gte=timezone.now() - orphan_after(),
     ).exists():
         raise TurnError(
             "conversation_busy",
@@ -249,10 +258,11 @@ def title_from(content: str) -> str:
 
 
 # ---- while it runs, and at the end ------------------------------------------------------------
-def checkpoint(answer_id: uuid.UUID, text: str) -> bool:
-    """Write the text so far; True when another process asked for this answer to stop."""
+def checkpoint(answer_id: uuid.UUID, text: str, pending_usage: list[dict[str, Any]] | None = None) -> bool:
+    """Write the text so far and the attempts so far (``usage.recording.attempt_json``); True when
+    another process asked for this answer to stop."""
     Message.objects.filter(pk=answer_id, status=Message.Status.STREAMING).update(
-        content=storable(text), updated_at=timezone.now()
+        content=storable(text), pending_usage=pending_usage, updated_at=timezone.now()
     )
     if not settings.REDIS_URL:
         return False
@@ -271,6 +281,7 @@ def finish(answer: FinalAnswer) -> None:
             metadata=storable_data(answer.metadata),
             data_parts=storable_data(answer.data_parts) or None,
             tool_invocations=storable_data(answer.tool_invocations) or None,
+            pending_usage=None,
             updated_at=timezone.now(),
         )
         recording.record_attempts(
@@ -309,17 +320,69 @@ def touch(answer_ids: list[uuid.UUID]) -> None:
 
 
 def settle_orphans(*, conversation_id=None, message_id=None, exclude=()) -> int:
-    """Streaming answers no process has touched for ORPHAN_AFTER: their process died (a restart,
-    a crash). The text so far is kept: `incomplete`, or `error` when there was none."""
+    """Streaming answers no process has touched for ``orphan_after()``: their process died (a
+    restart, a crash, a SIGKILL). Each is settled with what its last checkpoint holds: the text
+    (`incomplete`, or `error` when there was none), a retryable error part saying what happened,
+    and one usage row per provider attempt it had made (the one in flight billed as it stood,
+    its counts marked estimated where they are). Safe to run in many processes at once: each
+    answer is settled by one of them (row locks; SQLite serialises writers), and the usage rows'
+    ids are the ones its own final write would have used. Returns how many were settled."""
     stale = Message.objects.filter(
-        status=Message.Status.STREAMING, updated_at__lt=timezone.now() - ORPHAN_AFTER
+        status=Message.Status.STREAMING, updated_at__lt=timezone.now() - orphan_after()
     ).exclude(pk__in=list(exclude))
     if conversation_id is not None:
         stale = stale.filter(conversation_id=conversation_id)
     if message_id is not None:
         stale = stale.filter(pk=message_id)
-    return stale.filter(content="").update(status=Message.Status.ERROR) + stale.update(
-        status=Message.Status.INCOMPLETE
+    settled = 0
+    for answer_id in list(stale.values_list("pk", flat=True)[:100]):
+        with transaction.atomic():
+            lock = stale.filter(pk=answer_id).select_for_update(
+                skip_locked=connection.features.has_select_for_update_skip_locked
+            )
+            message = lock.select_related("conversation").first()
+            if message is None:  # another process settled it meanwhile
+                continue
+            _settle(message)
+            settled += 1
+    return settled
+
+
+def _settle(message: Message) -> None:
+    attempts = []
+    for entry in message.pending_usage or []:
+        try:
+            attempts.append(recording.attempt_from_json(entry))
+        except (KeyError, TypeError, ValueError):  # a hand-edited row must not stop the sweep
+            continue
+    priced = recording.price(attempts)
+    recording.record_attempts(
+        user_id=message.conversation.user_id,
+        message_id=message.pk,
+        conversation_id=message.conversation_id,
+        tier=str((message.metadata or {}).get("tier") or ""),  # the placeholder's metadata has it
+        trace_id="",
+        priced=priced,
+    )
+    parts = [p for p in (message.data_parts or []) if isinstance(p, dict)]
+    parts.append({"type": "error", "error": ORPHANED, "retryable": True, "provider": None})
+    metadata = dict(message.metadata or {})
+    if attempts:
+        last = attempts[-1]
+        metadata |= {
+            "modelUsed": f"{last.provider}/{last.model}",
+            "provider": last.provider,
+            "inputTokens": sum(a.usage.input_tokens for a in attempts),
+            "outputTokens": sum(a.usage.output_tokens for a in attempts),
+            "tokenCount": sum(a.usage.input_tokens + a.usage.output_tokens for a in attempts),
+            "cost": str(total) if (total := recording.total_cost(priced)) is not None else None,
+        }
+    Message.objects.filter(pk=message.pk).update(
+        status=Message.Status.INCOMPLETE if message.content else Message.Status.ERROR,
+        data_parts=parts,
+        metadata=metadata or None,
+        pending_usage=None,
+        updated_at=timezone.now(),
     )
 
 
@@ -332,7 +395,7 @@ def answer_state(answer_id: uuid.UUID) -> AnswerState | None:
     return AnswerState(
         content=row["content"],
         streaming=streaming,
-        stale=streaming and row["updated_at"] < timezone.now() - ORPHAN_AFTER,
+        stale=streaming and row["updated_at"] < timezone.now() - orphan_after(),
     )
 
 

@@ -60,9 +60,8 @@ from providers.events import (
     TextDelta,
     ToolCall,
     ToolInputDelta,
-    Usage,
 )
-from providers.router import get_router
+from providers.router import Meter, get_router
 from tools import registry as tool_registry
 from tools.base import ToolContext
 from usage import limits, recording
@@ -71,8 +70,6 @@ log = logging.getLogger(__name__)
 
 # Conversation history sent to the provider, newest kept first (characters; a coarse token guard).
 HISTORY_CHAR_BUDGET = 120_000
-# Every process touches its running answers this often, so no other process takes one for dead.
-HEARTBEAT_S = 10.0
 # useRAG: passages of the user's knowledge put in the prompt.
 RAG_PASSAGES = 4
 # A tool's output as the model reads it back, at most (characters of JSON).
@@ -148,6 +145,7 @@ class Turn:
     # Tools offered to the model (definitions, already filtered by what the user's tier may use).
     tool_definitions: tuple[dict[str, Any], ...] = ()
     attempts: list[AttemptFinished] = field(default_factory=list)
+    meter: Meter = field(default_factory=Meter)  # the provider attempt in flight (billed on Stop)
     provider: str = ""
     model: str = ""
     finish_reason: str | None = None
@@ -263,6 +261,7 @@ class Turn:
             trace_id=self.trace_id,
             flags=self.flags,
             use_cache=self.request.reuses_cached_answers,
+            meter=self.meter,
         )
         try:
             async for event in stream:
@@ -288,6 +287,9 @@ class Turn:
         if isinstance(event, ReasoningDelta):
             self.reasoning_parts.append(event.text)
             self._publish(event)
+            now = time.monotonic()
+            if now - self._last_checkpoint >= settings.CHIMERA_CHECKPOINT_MS / 1000:
+                self._checkpoint(now)  # a long thinking is billed too, should the process die
         elif isinstance(event, ToolInputDelta):
             self._publish(event)
         elif isinstance(event, AttemptStarted):
@@ -414,15 +416,20 @@ class Turn:
         self._checkpoint_task = asyncio.create_task(self._write_checkpoint())
 
     async def _write_checkpoint(self) -> None:
+        """The text so far and the attempts so far (the one in flight billed as it stands), so an
+        answer whose process dies is settled with both."""
         text = self.text
-        if len(text) == self._checkpointed_len:
+        size = len(text) + sum(map(len, self.reasoning_parts))
+        if size == self._checkpointed_len:
             return
+        running = self.meter.running("interrupted")
+        pending = [recording.attempt_json(a) for a in (*self.attempts, *([running] if running else []))]
         try:
-            if await db.run(store.checkpoint, self.id, text):
+            if await db.run(store.checkpoint, self.id, text, pending):
                 # Stop asked for from another process.
                 if self.task is not None:
                     self.task.cancel()
-            self._checkpointed_len = len(text)
+            self._checkpointed_len = size
         except Exception:
             log.exception("checkpoint of %s failed; the final write will carry the text", self.id)
 
@@ -443,8 +450,11 @@ class Turn:
                 self.status = Message.Status.INCOMPLETE
             else:
                 self.status = Message.Status.ERROR
-            if self.stopped:
-                self._record_cancelled_attempt(text)
+            running = self.meter.running("stopped by the user" if self.stopped else "interrupted")
+            if running is not None:
+                # Closed mid-attempt (Stop, or a failure of ours): billed as the vendor bills it, the
+                # prompt and what streamed so far, thinking included.
+                self.attempts.append(running)
             if self.reasoning_parts:
                 self.parts.insert(0, ThinkingPart(content="".join(self.reasoning_parts)))
             priced = recording.price(self.attempts)
@@ -471,8 +481,8 @@ class Turn:
             _running.pop(self.id, None)  # no longer kept alive: if it was not saved, it is settled later
             error = self.error.error if self.error else ("Stopped." if self.stopped else "")
             if not saved:
-                # The last checkpoint stays in the database and is settled as incomplete within
-                # ORPHAN_AFTER; say so rather than report an answer that is not stored.
+                # The last checkpoint stays in the database and is settled as incomplete by the
+                # orphan sweep; say so rather than report an answer that is not stored.
                 self.status = Message.Status.INCOMPLETE if self.text else Message.Status.ERROR
                 error = NOT_SAVED
             self.finished = TurnFinished(
@@ -519,22 +529,6 @@ class Turn:
                 log.warning("final write of turn %s failed; retrying in %s s", self.id, pause, exc_info=True)
                 await asyncio.sleep(pause)
         return False  # pragma: no cover - the loop returns
-
-    def _record_cancelled_attempt(self, text: str) -> None:
-        """The router was cancelled mid-attempt: its attempt never finished, so record it here
-        (tokens estimated) — the provider bills what it generated."""
-        if not self.provider or any(a.provider == self.provider and not a.error for a in self.attempts):
-            return
-        self.attempts.append(
-            AttemptFinished(
-                provider=self.provider,
-                model=self.model,
-                usage=Usage(output_tokens=max(1, len(text) // 4) if text else 0),
-                latency_ms=int((time.monotonic() - self.started_at) * 1000),
-                ttft_ms=self.ttft_ms,
-                error="stopped by the user",
-            )
-        )
 
     def _metadata(self, priced: list[recording.PricedAttempt]) -> ChimeraMetadata:
         input_tokens = sum(a.usage.input_tokens for a in self.attempts)
@@ -636,7 +630,7 @@ def _ensure_heartbeat() -> None:
 async def _beat() -> None:
     """Touch every answer this process is writing, so another process never takes one for dead."""
     while _running:
-        await asyncio.sleep(HEARTBEAT_S)
+        await asyncio.sleep(settings.CHIMERA_HEARTBEAT_S)
         ids = list(_running)
         if not ids:
             break

@@ -15,6 +15,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat import sweep  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 http_app = django_asgi_app
@@ -30,3 +31,6 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Answers whose process died are settled by every web process, from its start (chat/sweep.py).
+sweep.start()

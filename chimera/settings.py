@@ -229,6 +229,16 @@ CHIMERA_MAX_MESSAGE_CHARS = envint("CHIMERA_MAX_MESSAGE_CHARS", 32_000)
 CHIMERA_DB_THREADS = envint("CHIMERA_DB_THREADS", 4)
 # How often a streaming answer is written to the database (ms); writes stay off the token path.
 CHIMERA_CHECKPOINT_MS = envint("CHIMERA_CHECKPOINT_MS", 1000)
+# Every process touches the answers it is writing this often (seconds); an answer untouched for three
+# beats belongs to a process that died, and the orphan sweep (chat/sweep.py), which every web process
+# runs every half beat, settles it.
+try:
+    CHIMERA_HEARTBEAT_S = float(envstr("CHIMERA_HEARTBEAT_S", "10"))
+except ValueError:
+    raise ImproperlyConfigured("CHIMERA_HEARTBEAT_S must be a number of seconds") from None
+if not 0.1 <= CHIMERA_HEARTBEAT_S <= 600:
+    raise ImproperlyConfigured("CHIMERA_HEARTBEAT_S must be between 0.1 and 600 seconds")
+CHIMERA_SWEEP_ORPHANS = envbool("CHIMERA_SWEEP_ORPHANS", True)
 # Messages per tier per hour (the spec's freeLimit / proLimit; runtime flags can change them).
 CHIMERA_RATE_LIMIT_FREE = envint("CHIMERA_RATE_LIMIT_FREE", 100)
 CHIMERA_RATE_LIMIT_PRO = envint("CHIMERA_RATE_LIMIT_PRO", 1000)

@@ -29,6 +29,7 @@ routes each choice through the Vercel AI Gateway instead (see ``factory.py``).
 from __future__ import annotations
 
 import copy
+import math
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,10 +47,15 @@ GATEWAY = "gateway"
 LOCAL = "local"
 LOCAL_MODEL = "smollm2-135m-instruct"
 MILLION = Decimal(1_000_000)
+DEFAULT_CHARS_PER_TOKEN = 4.0
 
 # Prices are USD per million tokens, the providers' published list prices (standard tier, prompts
 # under any long-context threshold). "cached_input" is the cache-read price; a model without prompt
-# caching bills cached tokens as input. Reasoning tokens are billed as output everywhere today; they
+# caching bills cached tokens as input. "cache_write_input" is the price of input written to the
+# prompt cache (Anthropic: 1.25x input for the 5-minute cache); absent, such tokens cost as input.
+# "chars_per_token" is the estimate used for counts a vendor never reported (a stream cut before
+# its usage arrived): no tokenizer for these vendors' models ships in a package we can use offline,
+# so the catalog says how many characters a token is, per provider or per model (default 4). Reasoning tokens are billed as output everywhere today; they
 # have their own column so a provider that prices them apart needs only data.
 CATALOG: dict[str, Any] = {
     "providers": {
@@ -177,6 +183,7 @@ CATALOG: dict[str, Any] = {
                 "tools": True,
                 "input": "1.00",
                 "cached_input": "0.10",
+                "cache_write_input": "1.25",
                 "output": "5.00",
                 "reasoning_output": "5.00",
                 "gateway_id": "anthropic/claude-haiku-4.5",
@@ -187,6 +194,7 @@ CATALOG: dict[str, Any] = {
                 "tools": True,
                 "input": "3.00",
                 "cached_input": "0.30",
+                "cache_write_input": "3.75",
                 "output": "15.00",
                 "reasoning_output": "15.00",
                 "gateway_id": "anthropic/claude-sonnet-4.5",
@@ -197,6 +205,7 @@ CATALOG: dict[str, Any] = {
                 "tools": True,
                 "input": "15.00",
                 "cached_input": "1.50",
+                "cache_write_input": "18.75",
                 "output": "75.00",
                 "reasoning_output": "75.00",
                 "gateway_id": "anthropic/claude-opus-4.1",
@@ -285,6 +294,8 @@ class ModelSpec:
     output: Decimal | None
     reasoning_output: Decimal | None
     gateway_id: str
+    cache_write_input: Decimal | None = None  # None: cache writes cost as input
+    chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
 
     @property
     def priced(self) -> bool:
@@ -339,6 +350,15 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _chars_per_token(value: Any) -> float:
+    if value is None:
+        return DEFAULT_CHARS_PER_TOKEN
+    number = float(value)
+    if not 0.5 <= number <= 20:
+        raise ValueError(f"chars_per_token must be between 0.5 and 20, not {value!r}")
+    return number
+
+
 def _price(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
@@ -379,6 +399,10 @@ def _build(data: dict[str, Any]) -> Catalog:
                 output=_price(m.get("output")),
                 reasoning_output=_price(m.get("reasoning_output", m.get("output"))),
                 gateway_id=m.get("gateway_id") or f"{provider}/{model_id}",
+                cache_write_input=_price(m.get("cache_write_input", m.get("input"))),
+                chars_per_token=_chars_per_token(
+                    m.get("chars_per_token", data["providers"].get(provider, {}).get("chars_per_token"))
+                ),
             )
     tiers = {
         name: TierSpec(
@@ -507,19 +531,32 @@ def cost_of(provider: str, model: str, usage: Usage) -> Decimal | None:
     if spec is None or not spec.priced:
         return None
     cached = min(usage.cached_input_tokens, usage.input_tokens)
+    written = min(usage.cache_write_tokens, usage.input_tokens - cached)
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
     prices = (spec.input, spec.cached_input, spec.output, spec.reasoning_output)
     assert None not in prices  # spec.priced said so; the assert tells mypy too
     price_in, price_cached, price_out, price_reasoning = cast(
         tuple[Decimal, Decimal, Decimal, Decimal], prices
     )
+    price_written = spec.cache_write_input if spec.cache_write_input is not None else price_in
     total = (
-        (usage.input_tokens - cached) * price_in
+        (usage.input_tokens - cached - written) * price_in
         + cached * price_cached
+        + written * price_written
         + (usage.output_tokens - reasoning) * price_out
         + reasoning * price_reasoning
     )
     return total / MILLION
+
+
+def estimate_tokens(provider: str, model: str, chars: int) -> int:
+    """Tokens in a text of ``chars`` characters by the catalog's estimate for the model (characters
+    per token), for counts the vendor never reported. Rounded up: a non-empty text is a token."""
+    if chars <= 0:
+        return 0
+    spec = get_catalog().model(provider, model)
+    per_token = spec.chars_per_token if spec is not None else DEFAULT_CHARS_PER_TOKEN
+    return max(1, math.ceil(chars / per_token))
 
 
 def upstream_of(provider: str, model: str) -> tuple[str, str]:

@@ -45,13 +45,36 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts as the provider reported them (cumulative for the attempt)."""
+    """Token counts of one attempt, cumulative.
+
+    An adapter yields one as soon as the vendor has accepted the request (an attempt that got that
+    far is billed), and again whenever the vendor reports counts, so whatever ends the stream (a
+    cut, an error, a timeout, Stop) the router holds what the vendor said so far. A count the
+    vendor has not (yet) reported is marked estimated (``input_estimated``/``output_estimated``);
+    the router replaces such counts with its own estimate of what was sent and produced, and the
+    marks go on to the usage row.
+
+    ``input_tokens`` includes ``cached_input_tokens`` (cache reads) and ``cache_write_tokens``
+    (prompt-cache writes, priced apart by some vendors); ``output_tokens`` includes
+    ``reasoning_tokens``.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    input_estimated: bool = False
+    output_estimated: bool = False
     kind: Literal["usage"] = "usage"
+
+    @property
+    def estimated(self) -> bool:
+        return self.input_estimated or self.output_estimated
+
+
+# An adapter's first Usage: the vendor accepted the request and has reported nothing yet.
+ACCEPTED = Usage(input_estimated=True, output_estimated=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,12 @@ calls were involved it *restarts* instead. Either way the caller is told with on
 Every stream ends with exactly one ``Finish`` or exactly one ``StreamError``, and nothing
 after it. Each attempt yields one ``AttemptFinished`` (its usage, latency, time to first
 token, error): that is the one source of usage rows and cost; the router does not pass
-the adapters' ``Usage`` events on.
+the adapters' ``Usage`` events on. An attempt is billed as the vendor bills it: not at all
+when the vendor never took the request (an error status, no connection); otherwise with the
+counts the vendor reported, however the stream ended, and the catalog's estimate of the
+prompt sent and the output seen for any count it never reported (marked estimated). A
+caller that may close the stream mid-attempt (Stop) passes a ``Meter``: the attempt still
+running, billed the same way, and checkpointed while it runs.
 
 Closing the stream (``aclose()``, or cancelling the task iterating it) closes the
 adapter's stream and so the upstream HTTP response.
@@ -29,12 +34,13 @@ adapter's stream and so the upstream HTTP response.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from django.core.signals import setting_changed
@@ -42,8 +48,9 @@ from django.core.signals import setting_changed
 from providers.base import ChatMessage, Provider, ProviderError, ProviderRequest
 from providers.breaker import Breaker, get_breaker
 from providers.cache import CachedAnswer, ResponseCache
-from providers.catalog import RetryPolicy, get_catalog
+from providers.catalog import RetryPolicy, estimate_tokens, get_catalog
 from providers.events import (
+    ACCEPTED,
     AttemptFinished,
     AttemptStarted,
     Event,
@@ -68,6 +75,50 @@ NO_PROVIDER = (
 INTERNAL = "Something went wrong while generating the answer. Your message is saved; try again."
 
 _NO_USAGE = Usage()
+
+
+class Meter:
+    """A stream's attempt in flight, readable from outside the stream: ``running()`` is that attempt
+    as an ``AttemptFinished``, billed as the router bills a broken one (the vendor's counts so far,
+    estimates for the rest). The owner of a stream it closes mid-attempt (Stop) records that; a
+    turn checkpoints it, so a process that dies mid-answer still leaves its bill behind."""
+
+    __slots__ = ("_attempt", "_walk")
+
+    def __init__(self) -> None:
+        self._attempt: _Attempt | None = None
+        self._walk: _Walk | None = None
+
+    def running(self, error: str = "") -> AttemptFinished | None:
+        attempt, walk = self._attempt, self._walk
+        if attempt is None or walk is None:
+            return None
+        latency_ms = int((time.monotonic() - attempt.started) * 1000)
+        reported = attempt.usage
+        if reported is None and attempt.ttft_ms is not None:
+            reported = ACCEPTED  # content came, so the vendor took it (an adapter that did not say)
+        return AttemptFinished(
+            attempt.choice.provider,
+            attempt.choice.model,
+            _billed(attempt, walk, reported) if reported is not None else _NO_USAGE,
+            latency_ms,
+            attempt.ttft_ms,
+            error=error,
+        )
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One attempt's bookkeeping: where its output starts in the walk, and what the vendor reported."""
+
+    choice: ModelChoice
+    request: ProviderRequest
+    started: float
+    text_from: int
+    reasoning_from: int
+    usage: Usage | None = None  # None: the vendor has not taken the request (nothing billed)
+    tool_chars: int = 0  # the JSON of the tool calls it made (output the vendor bills)
+    ttft_ms: int | None = None
 
 
 class Router:
@@ -118,13 +169,17 @@ class Router:
         reasoning: bool = False,
         trace_id: str = "",
         use_cache: bool = True,
+        meter: Meter | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Yield the turn's events; ends with exactly one ``Finish`` or one ``StreamError``.
 
         ``flags`` are the runtime flags, fetched once by the caller for the whole turn.
         ``use_cache=False`` skips the cache lookup (regenerate) but still stores a cacheable answer.
+        ``meter``: where the attempt in flight can be read (see ``Meter``).
         """
         walk = _Walk(tuple(messages), temperature, max_tokens, tuple(tools), reasoning, trace_id)
+        meter = meter or Meter()
+        meter._walk = walk
         try:
             route = await self.factory.plan(tier, flags)
         except ValueError as exc:  # unknown tier: the caller's mistake, not worth retrying
@@ -161,12 +216,12 @@ class Router:
                     request, mode, lstrip_next = self._attempt_request(choice, provider, walk)
                     yield AttemptStarted(choice.provider, choice.model, walk.attempt_no)
                     started = mono()
-                    ttft_ms: int | None = None
-                    usage: Usage | None = None
+                    attempt = meter._attempt = _Attempt(
+                        choice, request, started, len(walk.text_parts), len(walk.reasoning_parts)
+                    )
                     finish: str | None = None
                     err: ProviderError | None = None
                     first = True
-                    text_from = len(walk.text_parts)
                     upstream = provider.stream(request)
                     # The per-chunk loop stays here, in this one generator, on purpose: per chunk it costs
                     # a few identity checks, an append and a yield, with no extra generator layer between.
@@ -174,7 +229,7 @@ class Router:
                         async for ev in upstream:
                             tp = type(ev)
                             if tp is Usage:
-                                usage = ev  # type: ignore[assignment]  # checked through tp: mypy cannot narrow via the alias
+                                attempt.usage = ev  # type: ignore[assignment]  # checked through tp: mypy cannot narrow via the alias
                                 continue
                             if tp is Finish:
                                 finish = ev.reason  # type: ignore[union-attr]  # checked through tp (see above)
@@ -184,7 +239,7 @@ class Router:
                                     continue
                                 # The gate opens: this attempt's first real content.
                                 first = False
-                                ttft_ms = int((mono() - started) * 1000)
+                                attempt.ttft_ms = int((mono() - started) * 1000)
                                 walk.client_saw_content = True
                                 if walk.switch_from is not None:
                                     yield ProviderSwitched(
@@ -205,7 +260,10 @@ class Router:
                                 walk.text_parts.append(ev.text)  # type: ignore[union-attr]  # checked through tp (see above)
                             elif tp is ReasoningDelta:
                                 walk.reasoning_parts.append(ev.text)  # type: ignore[union-attr]  # checked through tp (see above)
-                            elif tp is ToolCall or tp is ToolInputDelta:
+                            elif tp is ToolCall:
+                                walk.tool_calls = True
+                                attempt.tool_chars += len(json.dumps(ev.args))  # type: ignore[union-attr]  # checked through tp (see above)
+                            elif tp is ToolInputDelta:
                                 walk.tool_calls = True
                             else:
                                 continue  # router-level events are ours to make, not an adapter's
@@ -221,18 +279,14 @@ class Router:
                     if err is None and finish is None:
                         err = ProviderError("the stream ended without a finish", provider=choice.provider)
                     latency_ms = int((mono() - started) * 1000)
-                    produced = "".join(walk.text_parts[text_from:])
+                    meter._attempt = None  # over: from here on it is billed through AttemptFinished
 
                     if err is None:
                         assert finish is not None
-                        for event in await self._succeeded(
-                            choice, request, walk, usage, produced, finish, latency_ms, ttft_ms
-                        ):
+                        for event in await self._succeeded(attempt, walk, finish, latency_ms):
                             yield event
                         return
-                    yield await self._failed(
-                        choice, request, walk, usage, produced, err, latency_ms, ttft_ms, not first
-                    )
+                    yield await self._failed(attempt, walk, err, latency_ms, not first)
                     delay = self._retry_delay(policy, err, t, tries)
                     if delay is None:
                         break
@@ -332,44 +386,30 @@ class Router:
         )
         return request, mode, lstrip_next
 
-    async def _succeeded(
-        self,
-        choice: ModelChoice,
-        request: ProviderRequest,
-        walk: _Walk,
-        usage: Usage | None,
-        produced: str,
-        finish: str,
-        latency_ms: int,
-        ttft_ms: int | None,
-    ) -> list[Event]:
+    async def _succeeded(self, attempt: _Attempt, walk: _Walk, finish: str, latency_ms: int) -> list[Event]:
         """The attempt finished: its usage row, the breaker told, a cacheable answer stored, the end."""
-        if usage is None:  # some servers (llama.cpp) send no usage: estimate, never count 0
-            usage = _estimated_usage(request, produced)
+        choice = attempt.choice
+        # Some servers (llama.cpp) send no usage: the counts are estimated, never 0.
+        usage = _billed(attempt, walk, attempt.usage or ACCEPTED)
         await self.breaker.record_success(choice.breaker_key)
         if walk.cache_key is not None and finish == "stop" and not walk.tool_calls and walk.text_parts:
             answer = CachedAnswer(
                 "".join(walk.text_parts), "".join(walk.reasoning_parts), choice.provider, choice.model, usage
             )
             await self.cache.put(walk.cache_key, answer)
-        return [AttemptFinished(choice.provider, choice.model, usage, latency_ms, ttft_ms), Finish(finish)]
+        return [
+            AttemptFinished(choice.provider, choice.model, usage, latency_ms, attempt.ttft_ms),
+            Finish(finish),
+        ]
 
     async def _failed(
-        self,
-        choice: ModelChoice,
-        request: ProviderRequest,
-        walk: _Walk,
-        usage: Usage | None,
-        produced: str,
-        err: ProviderError,
-        latency_ms: int,
-        ttft_ms: int | None,
-        had_content: bool,
+        self, attempt: _Attempt, walk: _Walk, err: ProviderError, latency_ms: int, had_content: bool
     ) -> AttemptFinished:
-        """The attempt failed: the breaker told, the walk remembers why; its usage row."""
-        if usage is None and had_content:
-            # A cut stream carries no usage, yet the provider bills what it generated.
-            usage = _estimated_usage(request, produced)
+        """The attempt failed: the breaker told, the walk remembers why; its usage row (nothing when
+        the vendor never took the request; else what it reported, and estimates for the rest)."""
+        choice = attempt.choice
+        reported = attempt.usage if attempt.usage is not None or not had_content else ACCEPTED
+        usage = _billed(attempt, walk, reported) if reported is not None else _NO_USAGE
         await self.breaker.record_failure(choice.breaker_key, err)
         log.info(
             "router: attempt %d on %s/%s failed (%s %s)%s",
@@ -387,9 +427,9 @@ class Router:
         return AttemptFinished(
             choice.provider,
             choice.model,
-            usage or _NO_USAGE,
+            usage,
             latency_ms,
-            ttft_ms,
+            attempt.ttft_ms,
             error=err.message or repr(err),
             status=err.status,
         )
@@ -448,10 +488,38 @@ class _Walk:
 _default: dict[str, Router] = {}
 
 
-def _estimated_usage(request: ProviderRequest, text: str) -> Usage:
-    """About four characters a token: close enough to price a cut attempt to the cent."""
-    prompt_chars = sum(len(m.content) for m in request.messages)
-    return Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=max(1, len(text) // 4))
+def _billed(attempt: _Attempt, walk: _Walk, reported: Usage) -> Usage:
+    """The attempt's usage as the vendor bills it: each count the vendor reported as it said, each
+    one it did not by the catalog's estimate — the input from the prompt that was sent (never 0),
+    the output from the text, thinking and tool calls that came (at least what it reported so far).
+    """
+    if not reported.estimated:
+        return reported
+    provider, model = attempt.choice.provider, attempt.choice.model
+    usage = reported
+    if reported.input_estimated:
+        request = attempt.request
+        chars = sum(len(m.content) + 1 for m in request.messages)
+        chars += sum(len(json.dumps(c.args)) for m in request.messages for c in m.tool_calls)
+        if request.tools:
+            chars += len(json.dumps(request.tools))
+        usage = replace(usage, input_tokens=max(1, estimate_tokens(provider, model, chars)))
+    if reported.output_estimated:
+        text = sum(map(len, walk.text_parts[attempt.text_from :]))
+        thought = estimate_tokens(
+            provider, model, sum(map(len, walk.reasoning_parts[attempt.reasoning_from :]))
+        )
+        seen = (
+            estimate_tokens(provider, model, text)
+            + thought
+            + estimate_tokens(provider, model, attempt.tool_chars)
+        )
+        usage = replace(
+            usage,
+            output_tokens=max(reported.output_tokens, seen),
+            reasoning_tokens=max(reported.reasoning_tokens, thought),
+        )
+    return usage
 
 
 def get_router() -> Router:

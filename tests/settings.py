@@ -15,3 +15,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 CHIMERA_KNOWLEDGE_INDEX_CONVERSATIONS = False
 # Likewise titles (an extra provider call per new conversation): on in tests/chat/test_titles.py.
 CHIMERA_AUTO_TITLES = False
+# The orphan sweep is a thread in each server process; in the test process it would write to the test
+# database behind the tests' backs. Live servers and the tests of the sweep turn it on (environment).
+CHIMERA_SWEEP_ORPHANS = envbool("CHIMERA_SWEEP_ORPHANS", False)  # noqa: F405

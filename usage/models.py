@@ -24,6 +24,11 @@ class UsageMetric(models.Model):
     cached_input_tokens = models.IntegerField(default=0)
     output_tokens = models.IntegerField(default=0)
     reasoning_tokens = models.IntegerField(default=0)
+    cache_write_tokens = models.IntegerField(default=0)  # of input_tokens: written to the prompt cache
+    # Whether the vendor reported each count (False) or it was estimated (True): a stream cut before
+    # the vendor's usage arrived, Stop, a process that died mid-answer. Staff filter on these.
+    input_estimated = models.BooleanField(default=False)
+    output_estimated = models.BooleanField(default=False)
     # Null means the model had no price in the catalog: an alert, never a silent $0.
     cost_usd = models.DecimalField(max_digits=10, decimal_places=6, null=True, blank=True)
     latency_ms = models.IntegerField(null=True, blank=True)

@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from providers.events import AttemptFinished
+from providers.events import AttemptFinished, Usage
 from usage.models import UsageMetric
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ def record_attempts(
                 cached_input_tokens=usage.cached_input_tokens,
                 output_tokens=usage.output_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                input_estimated=usage.input_estimated,
+                output_estimated=usage.output_estimated,
                 cost_usd=p.cost,
                 latency_ms=attempt.latency_ms,
                 ttft_ms=attempt.ttft_ms,
@@ -84,3 +88,43 @@ def record_attempts(
     if rows:
         UsageMetric.objects.bulk_create(rows, ignore_conflicts=True)
     return rows
+
+
+# ---- attempts as JSON: a running answer's checkpoint carries them, for the orphan sweep ----------
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "cache_write_tokens",
+    "input_estimated",
+    "output_estimated",
+)
+
+
+def attempt_json(attempt: AttemptFinished) -> dict[str, Any]:
+    usage = attempt.usage
+    return {
+        "provider": attempt.provider,
+        "model": attempt.model,
+        "usage": {name: getattr(usage, name) for name in _USAGE_FIELDS},
+        "latency_ms": attempt.latency_ms,
+        "ttft_ms": attempt.ttft_ms,
+        "error": attempt.error,
+        "status": attempt.status,
+        "cache_hit": attempt.cache_hit,
+    }
+
+
+def attempt_from_json(data: dict[str, Any]) -> AttemptFinished:
+    usage = data.get("usage") or {}
+    return AttemptFinished(
+        provider=str(data["provider"]),
+        model=str(data["model"]),
+        usage=Usage(**{name: usage[name] for name in _USAGE_FIELDS if name in usage}),
+        latency_ms=int(data.get("latency_ms") or 0),
+        ttft_ms=data.get("ttft_ms"),
+        error=str(data.get("error") or ""),
+        status=data.get("status"),
+        cache_hit=bool(data.get("cache_hit")),
+    )

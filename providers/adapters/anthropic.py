@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from typing import Any
 
 import anthropic
@@ -28,7 +29,16 @@ from providers.adapters._common import (
     tool_args,
 )
 from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
-from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, ToolInputDelta, Usage
+from providers.events import (
+    ACCEPTED,
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolInputDelta,
+    Usage,
+)
 
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -69,11 +79,12 @@ class AnthropicProvider(Provider):
         except Exception as err:
             raise self._map_error(err) from err
 
-        input_tokens = cached_tokens = output_tokens = 0
+        usage = ACCEPTED
         stop_reason: str | None = None
         finished = False
         tool: list[Any] | None = None  # [id, name, [json pieces]] of the open tool_use block
         try:
+            yield usage  # the vendor took the request: it bills it, whatever happens next
             while True:
                 try:
                     event = await deadline.run(anext(sdk_stream))
@@ -95,12 +106,18 @@ class AnthropicProvider(Provider):
                         if delta.partial_json:
                             yield ToolInputDelta(tool[0], tool[1], delta.partial_json)
                 elif kind == "message_start":
-                    usage = event.message.usage
-                    cached_tokens = usage.cache_read_input_tokens or 0
-                    input_tokens = (
-                        usage.input_tokens + cached_tokens + (usage.cache_creation_input_tokens or 0)
+                    # The input is known (and billed) from here on; the output only at message_delta.
+                    reported = event.message.usage
+                    cached = reported.cache_read_input_tokens or 0
+                    written = reported.cache_creation_input_tokens or 0
+                    usage = Usage(
+                        input_tokens=reported.input_tokens + cached + written,
+                        output_tokens=reported.output_tokens or 0,
+                        cached_input_tokens=cached,
+                        cache_write_tokens=written,
+                        output_estimated=True,
                     )
-                    output_tokens = usage.output_tokens or 0
+                    yield usage
                 elif kind == "content_block_start":
                     block = event.content_block
                     if block.type == "tool_use":
@@ -117,8 +134,11 @@ class AnthropicProvider(Provider):
                 elif kind == "message_delta":
                     if event.delta.stop_reason:
                         stop_reason = event.delta.stop_reason
-                    if event.usage is not None:
-                        output_tokens = event.usage.output_tokens or output_tokens
+                    if event.usage is not None and event.usage.output_tokens is not None:
+                        usage = replace(
+                            usage, output_tokens=event.usage.output_tokens, output_estimated=False
+                        )
+                        yield usage
                 elif kind == "message_stop":
                     finished = True
             if not finished:
@@ -127,9 +147,6 @@ class AnthropicProvider(Provider):
                     provider=self.config.name,
                     retryable=True,
                 )
-            yield Usage(
-                input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached_tokens
-            )
             yield Finish(_FINISH_REASONS.get(stop_reason or "", "other"))
         except ProviderError:
             raise

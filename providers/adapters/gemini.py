@@ -15,6 +15,7 @@ import contextvars
 import json
 import re
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from typing import Any, cast
 
 import httpx2
@@ -31,7 +32,7 @@ from providers.adapters._common import (
     status_error,
 )
 from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
-from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from providers.events import ACCEPTED, Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 
 _FINISH_REASONS = {
     "STOP": "stop",
@@ -85,7 +86,8 @@ class GeminiProvider(Provider):
         sdk_stream: Any = None
         responses: list[httpx2.Response] = []
         finish: str | None = None
-        usage: Usage | None = None
+        usage: Usage | None = None  # the latest the vendor reported (running counts, chunk by chunk)
+        passed_on: Usage | None = None  # the latest the router has
         called_tool = False
         try:
             claim = _ATTEMPT_RESPONSES.set(responses)
@@ -100,6 +102,9 @@ class GeminiProvider(Provider):
                 )
             finally:
                 _ATTEMPT_RESPONSES.reset(claim)
+            if responses:  # the vendor took the request: it bills it, whatever happens next
+                passed_on = ACCEPTED
+                yield passed_on
             while True:
                 # Set around each await only: this generator runs in its consumer's context.
                 claim = _ATTEMPT_RESPONSES.set(responses)
@@ -109,8 +114,17 @@ class GeminiProvider(Provider):
                     break
                 finally:
                     _ATTEMPT_RESPONSES.reset(claim)
+                if passed_on is None:
+                    passed_on = ACCEPTED
+                    yield passed_on
                 if chunk.usage_metadata is not None:
                     usage = _map_usage(chunk.usage_metadata)
+                    if usage.input_tokens != passed_on.input_tokens:
+                        # The prompt's count, once: later chunks only move the output's, which is
+                        # passed on when the stream ends (however it ends), not chunk by chunk; until
+                        # then the router counts the output it has seen (Stop ends it unannounced).
+                        passed_on = replace(usage, output_estimated=True)
+                        yield passed_on
                 if not chunk.candidates:
                     feedback = chunk.prompt_feedback
                     if feedback is not None and feedback.block_reason:
@@ -135,18 +149,27 @@ class GeminiProvider(Provider):
                 if candidate.finish_reason is not None:
                     reason = getattr(candidate.finish_reason, "value", candidate.finish_reason)
                     finish = _FINISH_REASONS.get(reason, "other")
+            if usage is not None and usage is not passed_on:
+                yield usage
+                passed_on = usage
             if finish is None:
                 raise ProviderError(
                     "stream cut: the stream ended without a finishReason",
                     provider=self.config.name,
                     retryable=True,
                 )
-            if usage is not None:
-                yield usage
             yield Finish("tool-calls" if called_tool and finish == "stop" else finish)
         except ProviderError:
+            if usage is not None and usage is not passed_on:
+                yield usage  # what the vendor reported before the stream broke
+            elif passed_on is None and any(r.status_code == 200 for r in responses):
+                yield ACCEPTED  # it took the request, then went quiet (a first-token timeout)
             raise
         except Exception as err:
+            if usage is not None and usage is not passed_on:
+                yield usage
+            elif passed_on is None and any(r.status_code == 200 for r in responses):
+                yield ACCEPTED
             raise self._map_error(err, streaming=deadline.has_content) from err
         finally:
             for response in responses:
@@ -264,6 +287,8 @@ def _params(request: ProviderRequest) -> tuple[list[dict[str, Any]], dict[str, A
 
 
 def _map_usage(meta: Any) -> Usage:
+    """``usageMetadata`` (running counts in every chunk, the final ones in the last). A count the
+    chunk leaves out is marked estimated, for the router to fill in."""
     thoughts = meta.thoughts_token_count or 0
     return Usage(
         input_tokens=meta.prompt_token_count or 0,
@@ -271,4 +296,6 @@ def _map_usage(meta: Any) -> Usage:
         output_tokens=(meta.candidates_token_count or 0) + thoughts,
         cached_input_tokens=meta.cached_content_token_count or 0,
         reasoning_tokens=thoughts,
+        input_estimated=meta.prompt_token_count is None,
+        output_estimated=meta.candidates_token_count is None and meta.thoughts_token_count is None,
     )

@@ -27,7 +27,16 @@ from providers.adapters._common import (
     tool_args,
 )
 from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
-from providers.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall, ToolInputDelta, Usage
+from providers.events import (
+    ACCEPTED,
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolInputDelta,
+    Usage,
+)
 
 _FINISH_REASONS = {
     "stop": "stop",
@@ -61,9 +70,9 @@ class OpenAICompatProvider(Provider):
             raise self._map_error(err) from err
 
         finish: str | None = None
-        usage: Usage | None = None
         tools: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces]]
         try:
+            yield ACCEPTED  # the vendor took the request: it bills it, whatever happens next
             received = response.http_response.aiter_bytes()
             buffer = b""
             done = False
@@ -106,7 +115,7 @@ class OpenAICompatProvider(Provider):
                         if choice.get("finish_reason"):
                             finish = _FINISH_REASONS.get(choice["finish_reason"], "other")
                     if chunk.get("usage"):
-                        usage = _map_usage(chunk["usage"])
+                        yield _map_usage(chunk["usage"])  # before the end: a cut after it keeps it
             if finish is None:
                 raise ProviderError(
                     "stream cut: the stream ended without a finish_reason",
@@ -116,8 +125,6 @@ class OpenAICompatProvider(Provider):
             for index in sorted(tools):
                 call_id, name, pieces = tools[index]
                 yield ToolCall(id=call_id, name=name, args=tool_args(self.config.name, name, "".join(pieces)))
-            if usage is not None:
-                yield usage
             yield Finish(finish)
         except ProviderError:
             raise

@@ -68,7 +68,10 @@ without the wire's end marker (no finish chunk / ``[DONE]`` / ``message_stop``);
   change timing at runtime (``chunks`` fixes the number of content tokens).
 - ``GET /_control/requests``: the request log, newest last (method, path, provider,
   model, headers with credentials redacted, JSON body, outcome: status, fault,
-  tokens_sent, finished); ``DELETE /_control/requests`` clears it.
+  tokens_sent, finished, and ``billed``: what this vendor bills for the request —
+  nothing for an error status; otherwise the prompt's input tokens and every output
+  token it sent, also when the stream was cut, stalled or left by the client);
+  ``DELETE /_control/requests`` clears it.
 - ``GET /_control/health``: ``{"ok": true}``.
 """
 
@@ -377,17 +380,17 @@ class Emulator:
         if fault is not None and fault.kind == "stall":
             await asyncio.sleep(fault.stall_ms / 1000)
         if fault is not None and fault.kind == "cut":
-            outcome.update(status=200)
+            outcome.update(status=200, billed=_billed(plan.counts))
             return _Abort()
         if fault is not None and fault.kind == "malformed":
-            outcome.update(status=200, finished=True)
+            outcome.update(status=200, finished=True, billed=_billed(plan.counts))
             return Response(b'{"id": "truncated', 200, media_type="application/json")
         counts = plan.counts
         counts.output_tokens = (
             len(plan.frames) if plan.tool else len(plan.text.split()) + plan.reasoning_count
         )
         counts.reasoning_tokens = plan.reasoning_count
-        outcome.update(status=200, tokens_sent=len(plan.frames), finished=True)
+        outcome.update(status=200, tokens_sent=len(plan.frames), finished=True, billed=_billed(counts))
         return Response(dumps(plan.wire.complete(plan.text, plan.reasoning, plan.tool, plan.reason, counts)))
 
     # ------------------------------------------------------------------ control
@@ -485,6 +488,16 @@ _SSE_HEADERS = [
 ]
 
 
+def _billed(counts: Counts) -> dict[str, int]:
+    """The vendor's bill for a request, as the request log shows it (see ``outcome.billed``)."""
+    return {
+        "input_tokens": counts.input_tokens,
+        "cached_input_tokens": counts.cached_tokens,
+        "output_tokens": counts.output_tokens,
+        "reasoning_tokens": counts.reasoning_tokens,
+    }
+
+
 class _Abort:
     """An ASGI response that starts a body and drops the connection."""
 
@@ -543,6 +556,7 @@ class _SSEStream:
         plan = self.plan
         outcome = self.entry["outcome"]
         outcome["status"] = 200
+        billed = outcome["billed"] = _billed(plan.counts)  # the prompt is billed once the stream starts
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         if plan.preamble:
             await send({"type": "http.response.body", "body": plan.preamble, "more_body": True})
@@ -559,6 +573,8 @@ class _SSEStream:
                     return
                 sent += 1
                 outcome["tokens_sent"] = sent
+                billed["output_tokens"] = sent if plan.tool is None else sent * 4
+                billed["reasoning_tokens"] = min(sent, plan.reasoning_count)
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         if self.fault is not None and await self._apply_fault(send, gone):
             return

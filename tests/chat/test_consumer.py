@@ -288,12 +288,10 @@ async def test_attaching_to_an_answer_whose_process_died_settles_it_and_keeps_th
     assert 'data-testid="retry-button"' in frames[-1]
 
 
-async def test_a_process_keeps_its_running_answers_alive_while_the_provider_is_silent(
-    alice, emu, monkeypatch
-):
+async def test_a_process_keeps_its_running_answers_alive_while_the_provider_is_silent(alice, emu, settings):
     from chat import turns
 
-    monkeypatch.setattr(turns, "HEARTBEAT_S", 0.05)
+    settings.CHIMERA_HEARTBEAT_S = 0.1
     earlier = turns._heartbeat.pop("task", None)  # an earlier test's beat sleeps the default 10 s
     if earlier is not None:
         earlier.cancel()

@@ -39,7 +39,7 @@ async def test_it_streams_text_in_several_deltas_and_ends_with_finish(name, emul
 async def test_it_reports_usage_counted_from_the_text(name, emulated_provider):
     events, _ = await collect(emulated_provider(name), ask(name))
 
-    usage = next(e for e in events if isinstance(e, Usage))
+    usage = [e for e in events if isinstance(e, Usage)][-1]  # the final counts
     assert usage.input_tokens > 0
     assert usage.output_tokens == sum(isinstance(e, TextDelta) for e in events)
 
@@ -51,7 +51,7 @@ async def test_it_reports_cached_input_tokens_when_the_prompt_repeats(name, emul
     await collect(provider, ask(name, long_prompt))
     events, _ = await collect(provider, ask(name, long_prompt))
 
-    usage = next(e for e in events if isinstance(e, Usage))
+    usage = [e for e in events if isinstance(e, Usage)][-1]  # the final counts
     assert 0 < usage.cached_input_tokens <= usage.input_tokens
 
 
@@ -218,3 +218,34 @@ async def test_health_is_false_when_the_provider_is_unreachable(name, emulated_p
 
 async def test_health_is_false_without_an_api_key(name, emulated_provider):
     assert await emulated_provider(name, api_key="").health() is False
+
+
+async def test_it_says_the_vendor_took_the_request_before_any_content(name, emulated_provider):
+    events, _ = await collect(emulated_provider(name), ask(name))
+
+    first_text = next(i for i, e in enumerate(events) if isinstance(e, TextDelta))
+    assert any(isinstance(e, Usage) for e in events[:first_text])  # billed from here on, however it ends
+
+
+async def test_a_cut_stream_hands_on_what_the_vendor_reported_so_far(name, emu, emulated_provider):
+    emu.fault(provider=SEGMENT[name], kind="cut", after_tokens=5, times=1)
+
+    events, error = await collect(emulated_provider(name), ask(name))
+
+    assert isinstance(error, ProviderError)
+    usage = [e for e in events if isinstance(e, Usage)][-1]
+    billed = emu.requests()[-1]["outcome"]["billed"]
+    if name in ("google", "anthropic"):  # these wires report the prompt's count at the start
+        assert (usage.input_tokens, usage.input_estimated) == (billed["input_tokens"], False)
+    else:  # the OpenAI wire reports usage only at the end: the router estimates it
+        assert usage.input_estimated
+    assert usage.output_estimated  # the vendor's final output count never came
+
+
+async def test_a_request_the_vendor_refuses_is_not_billed(name, emu, emulated_provider):
+    emu.fault(provider=SEGMENT[name], kind="status", status=503, times=1)
+
+    events, _ = await collect(emulated_provider(name), ask(name))
+
+    assert not any(isinstance(e, Usage) for e in events)
+    assert "billed" not in emu.requests()[-1]["outcome"]
