@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KEEP = ("PATH", "HOME", "LANG", "TMPDIR")
 
 
-def serve(tmp_path: Path, **env: str) -> subprocess.Popen:
+def serve(tmp_path: Path, sigint_ignored: bool = False, **env: str) -> subprocess.Popen:
     environ = {name: os.environ[name] for name in KEEP if name in os.environ}
     environ |= {
         "PYTHONUNBUFFERED": "1",
@@ -36,6 +38,8 @@ def serve(tmp_path: Path, **env: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, as in a terminal: Ctrl+C reaches all of it
+        # As a shell without job control starts a background job (some CI runners do): SIGINT ignored.
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
     )
 
 
@@ -72,14 +76,25 @@ def wait_for_page(url: str, process: subprocess.Popen) -> None:
         assert process.poll() is None, process.stdout.read()
 
 
-def test_make_run_with_port_and_host_set_serves_there_and_ctrl_c_stops_everything(tmp_path):
+@pytest.mark.parametrize(
+    ("host", "sigint_ignored"),
+    [("127.0.0.1", False), ("0.0.0.0", True)],
+    ids=["loopback", "all-ignoring-sigint"],
+)
+def test_make_run_with_port_and_host_set_serves_there_and_ctrl_c_stops_everything(
+    tmp_path, host, sigint_ignored
+):
     web, model = free_port(), free_port()
     process = serve(
-        tmp_path, PORT=str(web), HOST="127.0.0.1", CHIMERA_LOCAL_MODEL_URL=f"http://127.0.0.1:{model}/v1"
+        tmp_path,
+        sigint_ignored,
+        PORT=str(web),
+        HOST=host,
+        CHIMERA_LOCAL_MODEL_URL=f"http://127.0.0.1:{model}/v1",
     )
     try:
         output = read_until(process, "Ctrl+C stops")
-        assert f"http://127.0.0.1:{web}/" in output, output
+        assert f"http://{host}:{web}/" in output, output
         assert "local model SmolLM2-135M-Instruct answers" in output
         wait_for_page(f"http://127.0.0.1:{web}/accounts/login/", process)
         assert answers(f"http://127.0.0.1:{model}/v1/models")  # the model kept its own port

@@ -53,6 +53,10 @@ def _wait_for(url: str, process: subprocess.Popen, what: str, seconds: float = 6
     raise CommandError(f"{what} did not come up at {url}")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run Chimera (daphne) with the embedded defaults and a model to talk to."
 
@@ -62,6 +66,12 @@ class Command(BaseCommand):
         parser.add_argument("--emulator", action="store_true", help="answer from the provider emulator")
 
     def handle(self, port, host, emulator, **options):
+        # Ctrl+C and SIGTERM stop everything, also when this process was started with SIGINT ignored
+        # (a background job of a shell without job control, as some CI runners start commands):
+        # Python then never installs its KeyboardInterrupt handler, and daphne would ignore it too.
+        # Children are stopped with SIGTERM below, which they all handle.
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
         call_command("migrate", verbosity=0)
         call_command("ensure_demo_user")
         if _port_taken(host, port):
@@ -93,11 +103,13 @@ class Command(BaseCommand):
                 env=env,
             )
             children.append(daphne)
-            signal.signal(signal.SIGTERM, lambda *_: daphne.terminate())
             daphne.wait()
         except KeyboardInterrupt:
             pass
         finally:
+            # A second Ctrl+C must not cut the clean-up short (each child gets 10 s, then SIGKILL).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             for child in reversed(children):
                 if child.poll() is None:
                     child.terminate()
