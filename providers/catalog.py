@@ -29,7 +29,6 @@ routes each choice through the Vercel AI Gateway instead (see ``factory.py``).
 from __future__ import annotations
 
 import copy
-import math
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
@@ -547,16 +546,6 @@ def cost_of(provider: str, model: str, usage: Usage) -> Decimal | None:
         + reasoning * price_reasoning
     )
     return total / MILLION
-
-
-def estimate_tokens(provider: str, model: str, chars: int) -> int:
-    """Tokens in a text of ``chars`` characters by the catalog's estimate for the model (characters
-    per token), for counts the vendor never reported. Rounded up: a non-empty text is a token."""
-    if chars <= 0:
-        return 0
-    spec = get_catalog().model(provider, model)
-    per_token = spec.chars_per_token if spec is not None else DEFAULT_CHARS_PER_TOKEN
-    return max(1, math.ceil(chars / per_token))
 
 
 def upstream_of(provider: str, model: str) -> tuple[str, str]:

@@ -45,10 +45,11 @@ from typing import Any, Literal
 
 from django.core.signals import setting_changed
 
+from providers import estimates
 from providers.base import ChatMessage, Provider, ProviderError, ProviderRequest
 from providers.breaker import Breaker, get_breaker
 from providers.cache import CachedAnswer, ResponseCache
-from providers.catalog import RetryPolicy, estimate_tokens, get_catalog
+from providers.catalog import RetryPolicy, get_catalog
 from providers.events import (
     ACCEPTED,
     AttemptFinished,
@@ -490,30 +491,31 @@ _default: dict[str, Router] = {}
 
 def _billed(attempt: _Attempt, walk: _Walk, reported: Usage) -> Usage:
     """The attempt's usage as the vendor bills it: each count the vendor reported as it said, each
-    one it did not by the catalog's estimate — the input from the prompt that was sent (never 0),
-    the output from the text, thinking and tool calls that came (at least what it reported so far).
-    """
-    if not reported.estimated:
-        return reported
+    one it did not estimated (``providers.estimates``) — the input from the prompt that was sent
+    (never 0), the output from the text, thinking and tool calls that came (at least what the vendor
+    reported so far). Counts the vendor did report teach the estimates their ratio."""
     provider, model = attempt.choice.provider, attempt.choice.model
+    text = sum(map(len, walk.text_parts[attempt.text_from :]))
+    thinking = sum(map(len, walk.reasoning_parts[attempt.reasoning_from :]))
+    if not reported.estimated:
+        estimates.observe(
+            provider, model, "in", estimates.prompt_chars(attempt.request), reported.input_tokens
+        )
+        estimates.observe(
+            provider, model, "out", text + thinking + attempt.tool_chars, reported.output_tokens
+        )
+        return reported
     usage = reported
     if reported.input_estimated:
-        request = attempt.request
-        chars = sum(len(m.content) + 1 for m in request.messages)
-        chars += sum(len(json.dumps(c.args)) for m in request.messages for c in m.tool_calls)
-        if request.tools:
-            chars += len(json.dumps(request.tools))
-        usage = replace(usage, input_tokens=max(1, estimate_tokens(provider, model, chars)))
+        chars = estimates.prompt_chars(attempt.request)
+        usage = replace(usage, input_tokens=max(1, estimates.estimate(provider, model, "in", chars)))
+    else:
+        estimates.observe(
+            provider, model, "in", estimates.prompt_chars(attempt.request), reported.input_tokens
+        )
     if reported.output_estimated:
-        text = sum(map(len, walk.text_parts[attempt.text_from :]))
-        thought = estimate_tokens(
-            provider, model, sum(map(len, walk.reasoning_parts[attempt.reasoning_from :]))
-        )
-        seen = (
-            estimate_tokens(provider, model, text)
-            + thought
-            + estimate_tokens(provider, model, attempt.tool_chars)
-        )
+        thought = estimates.estimate(provider, model, "out", thinking)
+        seen = estimates.estimate(provider, model, "out", text + attempt.tool_chars) + thought
         usage = replace(
             usage,
             output_tokens=max(reported.output_tokens, seen),
@@ -544,3 +546,4 @@ def reset_for_tests() -> None:
 
     _default.clear()
     reset_default_breaker()
+    estimates.reset()

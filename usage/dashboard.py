@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from usage.models import Alert, UsageMetric
 
+ESTIMATED = Q(input_estimated=True) | Q(output_estimated=True)
+
 
 def percentile(values: Sequence[int | None], p: float) -> int | None:
     known = sorted(v for v in values if v is not None)
@@ -37,6 +39,7 @@ def summary(hours: int = 24) -> dict:
             errors=Count("id", filter=~Q(error="")),
             hits=Count("id", filter=Q(cache_hit=True)),
             unpriced=Count("id", filter=Q(cost_usd=None, cache_hit=False)),
+            estimated=Sum("cost_usd", filter=ESTIMATED),
         )
         n = key["n"]
         groups.append(
@@ -52,11 +55,13 @@ def summary(hours: int = 24) -> dict:
                 "error_rate": (agg["errors"] / n) if n else 0,
                 "cache_hit_rate": (agg["hits"] / n) if n else 0,
                 "unpriced": agg["unpriced"],
+                "estimated_cost": agg["estimated"] or Decimal("0"),
             }
         )
     savings, hit_latencies = cache_savings(rows)
     totals = rows.aggregate(
         cost=Sum("cost_usd"),
+        estimated=Sum("cost_usd", filter=ESTIMATED),
         n=Count("id"),
         errors=Count("id", filter=~Q(error="")),
         hits=Count("id", filter=Q(cache_hit=True)),
@@ -66,6 +71,9 @@ def summary(hours: int = 24) -> dict:
         "hours": hours,
         "groups": groups,
         "total_cost": totals["cost"] or Decimal("0"),
+        # Cost of attempts whose counts were (partly) estimated: broken streams, Stop, dead processes.
+        "estimated_cost": totals["estimated"] or Decimal("0"),
+        "estimated_share": ((totals["estimated"] or 0) / totals["cost"]) if totals["cost"] else 0,
         "cost_per_hour": (totals["cost"] or Decimal("0")) / hours,
         "requests": n,
         "error_rate": (totals["errors"] / n) if n else 0,

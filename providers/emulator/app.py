@@ -207,13 +207,14 @@ class Emulator:
                 return fault
         return None
 
-    def cached_tokens(self, messages: list[tuple[str, str]], input_tokens: int) -> int:
-        """Cached input tokens when this prompt, or its prefix, was seen recently."""
+    def cached_tokens(self, where: str, messages: list[tuple[str, str]], input_tokens: int) -> int:
+        """Cached input tokens when this prompt, or its prefix, was seen recently by the same
+        provider and model (``where``): a vendor's prompt cache is its own."""
         now = time.monotonic()
         if len(self._seen_prompts) > 10_000:
             self._seen_prompts = {k: t for k, t in self._seen_prompts.items() if now - t < _CACHE_TTL_S}
-        full = conversation_key(messages)
-        prefix = conversation_key(messages[:-1]) if len(messages) > 1 else ""
+        full = where + conversation_key(messages)
+        prefix = where + conversation_key(messages[:-1]) if len(messages) > 1 else ""
         cached = 0
         if now - self._seen_prompts.get(full, -1e9) < _CACHE_TTL_S:
             cached = input_tokens
@@ -316,12 +317,12 @@ class Emulator:
                 return self._error(wire_cls, fault.status, message, entry, fault.retry_after)
 
         timing = self.timing_for(provider)
-        plan = self._plan(conv, wire_cls, timing)
+        plan = self._plan(conv, wire_cls, timing, f"{provider}/{model}:")
         if not conv.stream:
             return await self._complete(plan, fault, timing, entry)
         return _SSEStream(plan, fault, timing, entry)
 
-    def _plan(self, conv: Conversation, wire_cls: Any, timing: Timing) -> _Plan:
+    def _plan(self, conv: Conversation, wire_cls: Any, timing: Timing, where: str) -> _Plan:
         last_role, last_text = conv.last
         continuation = wants_continuation(last_role, last_text)
         answer = compose(
@@ -332,7 +333,7 @@ class Emulator:
             conv.reasoning,
         )
         input_tokens = max(1, count_tokens(" ".join(text for _, text in conv.messages)))
-        counts = Counts(input_tokens, self.cached_tokens(conv.messages, input_tokens))
+        counts = Counts(input_tokens, self.cached_tokens(where, conv.messages, input_tokens))
         wire = wire_cls(conv)
 
         reasoning_tokens = list(answer.reasoning_tokens)

@@ -308,9 +308,11 @@ class GeminiWire:
         self._usage_so_far: bytes = b""
 
     def set_prompt_usage(self, counts: Counts) -> None:
-        self._usage_so_far = b',"usageMetadata":{"promptTokenCount":%d,"totalTokenCount":%d}' % (
+        cached = b',"cachedContentTokenCount":%d' % counts.cached_tokens if counts.cached_tokens else b""
+        self._usage_so_far = b',"usageMetadata":{"promptTokenCount":%d,"totalTokenCount":%d%s}' % (
             counts.input_tokens,
             counts.input_tokens,
+            cached,
         )
 
     def preamble(self) -> list[bytes]:

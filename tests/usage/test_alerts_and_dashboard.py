@@ -128,3 +128,31 @@ def test_the_dashboard_shows_what_the_cache_saved(client, staff, alice):
     page = client.get(reverse("usage:dashboard")).content.decode()
     one = cost_of("groq", "llama-3.3-70b-versatile", Usage(input_tokens=100, output_tokens=200))
     assert f'data-testid="cache-savings">${3 * one:.4f}' in page and "cached answers p50 12 ms" in page
+
+
+def test_staff_see_how_much_of_the_cost_was_estimated_and_can_filter_those_rows(client, alice, staff):
+    _rows(alice, 3)  # reported: 3 x $0.000217
+    _rows(alice, 1, cost_usd=Decimal("0.001000"), output_estimated=True, error="stream cut")
+    client.force_login(staff)
+    page = client.get(reverse("usage:dashboard")).content.decode()
+    assert "$0.0010</span> (61 %) is" in page  # 0.001 of 0.001651
+
+    admin = client.get(reverse("admin:usage_usagemetric_changelist") + "?output_estimated__exact=1")
+    assert admin.status_code == 200
+    listed = admin.content.decode()
+    assert "output estimated" in listed and listed.count("stream cut") == 1
+    everything = client.get(reverse("admin:usage_usagemetric_changelist")).content.decode()
+    assert everything.count(">reported<") == 3
+
+
+def test_cache_writes_are_priced_as_the_vendor_prices_them():
+    from providers.catalog import cost_of
+
+    plain = cost_of("anthropic", "claude-haiku-4-5", Usage(input_tokens=1000, output_tokens=0))
+    written = cost_of(
+        "anthropic", "claude-haiku-4-5", Usage(input_tokens=1000, output_tokens=0, cache_write_tokens=1000)
+    )
+    read = cost_of(
+        "anthropic", "claude-haiku-4-5", Usage(input_tokens=1000, output_tokens=0, cached_input_tokens=1000)
+    )
+    assert (plain, written, read) == (Decimal("0.001"), Decimal("0.00125"), Decimal("0.0001"))

@@ -1,0 +1,193 @@
+"""Dead answers settled with nobody watching: the orphan sweep every web process runs.
+
+A server process killed (SIGKILL) mid-answer leaves its answer `streaming`, its text and its
+attempts as last checkpointed. Another server process, which nobody talks to, finds it once its
+heartbeat is three beats old, and settles it: `incomplete`, the text kept, its usage row written
+(marked estimated where it is), and a retryable error part, so the page offers Retry / Continue
+and the resume stream ends with an error, never a plain finish.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import httpx2
+import pytest
+from django.utils import timezone
+
+from chat import store, sweep
+from chat.models import Conversation, Message
+from flags import runtime as flags
+from tests.api.helpers import sse_parts, types
+from tests.conftest import start_live_server
+from usage.models import UsageMetric
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# A quick heartbeat for the servers under test: dead after 3 s, swept every half second.
+FAST_BEAT = {
+    "CHIMERA_HEARTBEAT_S": "1",
+    "CHIMERA_SWEEP_ORPHANS": "True",
+    "CHIMERA_CHECKPOINT_MS": "200",
+}
+
+
+def wait_for(what: str, check, seconds: float):
+    """Poll ``check`` until it returns something true (bounded: a test must end)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {seconds:g} s")
+
+
+def test_an_answer_whose_server_was_killed_is_settled_by_another_server_with_its_usage(
+    emu, alice, transactional_db
+):
+    from accounts.apikeys import create_api_key
+
+    key = create_api_key(alice, "tests")[1]
+    flags.set_flags({"rateLimit": {"enabled": False}, "enableCaching": False})
+    emu.timing(provider="*", ttft_ms=5, chunk_ms=80, chunks=400)  # a long answer
+    doomed = start_live_server(emu.url, FAST_BEAT)
+    survivor = start_live_server(emu.url, FAST_BEAT)
+    try:
+        with httpx2.Client(timeout=30) as http:
+            # Start an answer, then leave: nobody reads it from here on.
+            with http.stream(
+                "POST",
+                doomed.url + "/api/chat/v2",
+                json={"messages": [{"role": "user", "content": "Tell me about glaciers"}]},
+                headers={"Authorization": f"Bearer {key}"},
+            ) as response:
+                assert response.status_code == 200
+                answer_id, conversation_id = (
+                    response.headers["x-message-id"],
+                    response.headers["x-conversation-id"],
+                )
+
+        def checkpointed():
+            row = Message.objects.filter(pk=answer_id).values("content", "pending_usage", "status").first()
+            return row if row and row["content"] and row["pending_usage"] else None
+
+        before = wait_for("a checkpoint with text and usage", checkpointed, 30)
+        assert before["status"] == "streaming"
+        os.kill(doomed.process.pid, signal.SIGKILL)
+        doomed.process.wait(timeout=10)
+        killed_at = time.monotonic()
+        saved = Message.objects.get(pk=answer_id).content
+
+        settled = wait_for(
+            "the sweep settling the answer",
+            lambda: Message.objects.filter(pk=answer_id).exclude(status="streaming").first(),
+            40,
+        )
+        assert time.monotonic() - killed_at < 40
+        assert (
+            settled.status == "incomplete"
+            and settled.content == saved
+            and saved.startswith(before["content"])
+        )
+        assert settled.pending_usage is None
+        errors = [p for p in settled.data_parts if p["type"] == "error"]
+        assert errors and errors[0]["retryable"] is True and errors[0]["error"] == store.ORPHANED
+        rows = list(UsageMetric.objects.filter(message_id=answer_id))
+        assert len(rows) == 1, rows
+        (row,) = rows
+        assert row.input_tokens > 0 and row.output_tokens > 0 and row.output_estimated
+        assert row.error == "interrupted" and row.cost_usd is not None and row.cost_usd > 0
+        assert settled.metadata["inputTokens"] == row.input_tokens
+
+        # Resuming it on the surviving server ends with a retryable error, never a plain finish.
+        with httpx2.Client(timeout=30) as http:
+            with http.stream(
+                "GET",
+                f"{survivor.url}/api/conversations/{conversation_id}/messages/{answer_id}/stream",
+                headers={"Authorization": f"Bearer {key}"},
+            ) as response:
+                parts = list(sse_parts(response))
+        assert "error" in types(parts), types(parts)
+        data_error = next(p for p in parts if isinstance(p, dict) and p["type"] == "data-error")
+        assert data_error["data"]["retryable"] is True
+        assert types(parts).index("error") < types(parts).index("finish")
+    finally:
+        for server in (doomed, survivor):
+            if server.process.poll() is None:
+                server.process.terminate()
+                server.process.wait(timeout=10)
+        flags.set_flags({})
+
+
+def test_the_sweep_settles_each_orphan_once_with_its_checkpointed_attempts(alice, settings):
+    settings.CHIMERA_HEARTBEAT_S = 1
+    conversation = Conversation.objects.create(user=alice, title="Crashed")
+    question = Message.objects.create(conversation=conversation, role="user", content="Q")
+    attempts = [
+        {  # a failed attempt, already over
+            "provider": "groq",
+            "model": "llama-3.3-70b-versatile",
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "latency_ms": 12,
+            "ttft_ms": None,
+            "error": "503 overloaded",
+            "status": 503,
+            "cache_hit": False,
+        },
+        {  # the one in flight when the process died
+            "provider": "anthropic",
+            "model": "claude-haiku-4-5",
+            "usage": {"input_tokens": 1200, "output_tokens": 40, "output_estimated": True},
+            "latency_ms": 900,
+            "ttft_ms": 300,
+            "error": "interrupted",
+            "status": None,
+            "cache_hit": False,
+        },
+    ]
+    orphan = Message.objects.create(
+        conversation=conversation,
+        parent_message=question,
+        role="assistant",
+        content="Half an answer",
+        status=Message.Status.STREAMING,
+        metadata={"tier": "balanced"},
+        pending_usage=attempts,
+    )
+    empty = Message.objects.create(
+        conversation=conversation,
+        parent_message=question,
+        role="assistant",
+        content="",
+        status=Message.Status.STREAMING,
+    )
+    alive = Message.objects.create(
+        conversation=conversation, parent_message=question, role="assistant", status=Message.Status.STREAMING
+    )
+    Message.objects.filter(pk__in=[orphan.pk, empty.pk]).update(
+        updated_at=timezone.now() - timedelta(seconds=5)
+    )
+
+    assert sweep.sweep_once() == 2
+    assert sweep.sweep_once() == 0  # each once
+
+    orphan.refresh_from_db()
+    assert (
+        orphan.status == "incomplete" and orphan.content == "Half an answer" and orphan.pending_usage is None
+    )
+    rows = {r.provider: r for r in UsageMetric.objects.filter(message_id=orphan.pk)}
+    assert set(rows) == {"groq", "anthropic"}
+    assert rows["anthropic"].output_estimated and not rows["anthropic"].input_estimated
+    assert rows["anthropic"].tier == "balanced" and rows["anthropic"].user_id == alice.pk
+    # Catalog price: 1,200 in at $1.00/M + 40 out at $5.00/M.
+    assert str(rows["anthropic"].cost_usd) == "0.001400"
+    assert Decimal(orphan.metadata["cost"]) == Decimal("0.0014") and orphan.metadata["tokenCount"] == 1240
+    empty.refresh_from_db()
+    assert empty.status == "error" and empty.data_parts[-1]["retryable"] is True
+    alive.refresh_from_db()
+    assert alive.status == "streaming"  # touched within three beats: its process is alive
