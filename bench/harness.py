@@ -81,8 +81,11 @@ class Harness:
     # ---- setup ------------------------------------------------------------------------
     async def references(self) -> None:
         """What the upstream sends for each prompt: deterministic, so every answer must equal it."""
-        for i in range(len(PROMPTS)):
-            sample = await clients.direct(self.direct_client, self.stack.emulator_url, i)
+        # All at once: the emulator answers each prompt the same whatever else it serves.
+        samples = await asyncio.gather(
+            *(clients.direct(self.direct_client, self.stack.emulator_url, i) for i in range(len(PROMPTS)))
+        )
+        for i, sample in enumerate(samples):
             if sample.error:
                 raise RuntimeError(f"the emulator did not answer: {sample.error}")
             self.reference[i] = sample.text

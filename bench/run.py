@@ -93,8 +93,9 @@ async def measure(stack: Stack, args) -> dict:
                 results["profiles"][side] = (text, summary, turns)
         if h.sse_available and args.tool_rounds:
             print("tool step")
-            results["tool_step"] = await tools.tool_step(stack, 3 if args.quick else args.tool_rounds)
-            h.chimera_turns += 4 * ((3 if args.quick else args.tool_rounds) + 1)
+            rounds = 1 if args.quick else args.tool_rounds
+            results["tool_step"] = await tools.tool_step(stack, rounds)
+            h.chimera_turns += 4 * (rounds + 1)
         results["chimera_turns"] = h.chimera_turns
         return results
 

@@ -84,7 +84,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         action = data.get("action") or "send"
         try:
             text.check(data)
-            if action in ("send", "edit", "regenerate"):
+            if action in ("send", "edit", "regenerate", "continue"):
                 await self._start(action, self._turn_request(action, data))
             elif action == "stop":
                 message_id = as_uuid(data.get("message_id"))
@@ -126,6 +126,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return TurnRequest.edit(
                 self.user, data.get("message_id"), data.get("message"), options, conversation_id
             )
+        if action == "continue":
+            return TurnRequest.extend(self.user, data.get("message_id"), options, conversation_id)
         return TurnRequest.regenerate(self.user, data.get("message_id"), options, conversation_id)
 
     async def _start(self, action: str, request: TurnRequest) -> None:

@@ -31,6 +31,7 @@ class Mode(StrEnum):
     CONTINUE = "continue"
     EDIT = "edit"
     REGENERATE = "regenerate"
+    EXTEND = "extend"  # an answer cut short, continued where it stopped (the same message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +120,8 @@ class TurnRequest:
 
     @property
     def reuses_cached_answers(self) -> bool:
-        """A regenerated answer must be a new one, not the cached one."""
-        return self.mode is not Mode.REGENERATE
+        """A regenerated answer must be a new one, not the cached one (nor is a continuation cached)."""
+        return self.mode not in (Mode.REGENERATE, Mode.EXTEND)
 
     # ---- the ways to build one ----------------------------------------------------------
     @classmethod
@@ -185,9 +186,22 @@ class TurnRequest:
         cls, user, message_id: Any, options: TurnOptions | None = None, conversation_id: Any = None
     ) -> TurnRequest:
         """A new answer to the message ``message_id`` (an answer) replies to."""
+        return cls._on_answer(Mode.REGENERATE, user, message_id, options, conversation_id)
+
+    @classmethod
+    def extend(
+        cls, user, message_id: Any, options: TurnOptions | None = None, conversation_id: Any = None
+    ) -> TurnRequest:
+        """The answer ``message_id``, cut short (`incomplete`), continued from where it stopped."""
+        return cls._on_answer(Mode.EXTEND, user, message_id, options, conversation_id)
+
+    @classmethod
+    def _on_answer(
+        cls, mode: Mode, user, message_id: Any, options: TurnOptions | None, conversation_id: Any
+    ) -> TurnRequest:
         return cls(
             user,
-            Mode.REGENERATE,
+            mode,
             options or TurnOptions(),
             "",
             _conversation_id(conversation_id) if conversation_id is not None else None,

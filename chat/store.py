@@ -61,6 +61,9 @@ class PreparedTurn:
     created: bool  # the conversation was created by this turn
     title: str
     siblings: Siblings  # the answer among the answers to the same message
+    # extend: the answer's text so far (continued, not repeated) and its stored parts but errors
+    partial: str = ""
+    kept_parts: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,8 @@ def count_against(user, limit: int | None) -> None:
 
 def _prepare(request: TurnRequest) -> PreparedTurn:
     user = request.user
+    if request.mode is Mode.EXTEND:
+        return _prepare_extend(request)
     answer_id = uuid.uuid4()
     siblings = Siblings()
     user_message: Message | None = None
@@ -199,6 +204,48 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
     )
 
 
+def _prepare_extend(request: TurnRequest) -> PreparedTurn:
+    """An answer cut short, reopened (`streaming`) to be continued in place: no new rows."""
+    target = message_for(request.user, request.target_id, request.conversation_id)
+    conversation = conversation_for(request.user, target.conversation_id)
+    _claim(conversation)
+    target.refresh_from_db()  # under the lock
+    if (
+        target.role != Message.Role.ASSISTANT
+        or target.status != Message.Status.INCOMPLETE
+        or not target.content.strip()
+        or target.parent_message_id is None
+    ):
+        raise TurnError(
+            "not_continuable",
+            "Only an answer that was cut short (incomplete, with some text) can be continued; "
+            "regenerate it instead.",
+            409,
+        )
+    path = _branch(conversation, target.parent_message_id)
+    Message.objects.filter(pk=target.pk).update(status=Message.Status.STREAMING, updated_at=timezone.now())
+    Conversation.objects.filter(pk=conversation.pk).update(active_leaf=target.pk, updated_at=timezone.now())
+    return PreparedTurn(
+        answer_id=target.id,
+        conversation_id=conversation.id,
+        user_message_id=target.parent_message_id,
+        branch=tuple(
+            ChatMessage(role=cast(Role, m.role), content=m.content)
+            for m in path
+            if m.content and not (m.role == Message.Role.ASSISTANT and m.status == Message.Status.ERROR)
+        ),
+        created=False,
+        title=conversation.title,
+        siblings=_siblings(target),
+        partial=target.content,
+        kept_parts=tuple(
+            p
+            for p in (target.data_parts or [])
+            if isinstance(p, dict) and p.get("type") not in ("error", "thinking")
+        ),
+    )
+
+
 def _claim(conversation: Conversation) -> None:
     """One answer at a time per conversation: a turn started while another is still being written
     would attach to the same parent and fork the tree unseen (each answer blind to the other).
@@ -258,9 +305,9 @@ def title_from(content: str) -> str:
 
 
 # ---- while it runs, and at the end ------------------------------------------------------------
-def checkpoint(answer_id: uuid.UUID, text: str, pending_usage: list[dict[str, Any]] | None = None) -> bool:
-    """Write the text so far and the attempts so far (``usage.recording.attempt_json``); True when
-    another process asked for this answer to stop."""
+def checkpoint(answer_id: uuid.UUID, text: str, pending_usage: dict[str, Any] | None = None) -> bool:
+    """Write the text so far and the attempts so far (``{"trace_id", "attempts": [attempt_json]}``);
+    True when another process asked for this answer to stop."""
     Message.objects.filter(pk=answer_id, status=Message.Status.STREAMING).update(
         content=storable(text), pending_usage=pending_usage, updated_at=timezone.now()
     )
@@ -338,7 +385,7 @@ def settle_orphans(*, conversation_id=None, message_id=None, exclude=()) -> int:
     for answer_id in list(stale.values_list("pk", flat=True)[:100]):
         with transaction.atomic():
             lock = stale.filter(pk=answer_id).select_for_update(
-                skip_locked=connection.features.has_select_for_update_skip_locked
+                skip_locked=connection.features.has_select_for_update_skip_locked, of=("self",)
             )
             message = lock.select_related("conversation").first()
             if message is None:  # another process settled it meanwhile
@@ -349,8 +396,9 @@ def settle_orphans(*, conversation_id=None, message_id=None, exclude=()) -> int:
 
 
 def _settle(message: Message) -> None:
+    pending = message.pending_usage if isinstance(message.pending_usage, dict) else {}
     attempts = []
-    for entry in message.pending_usage or []:
+    for entry in pending.get("attempts") or []:
         try:
             attempts.append(recording.attempt_from_json(entry))
         except (KeyError, TypeError, ValueError):  # a hand-edited row must not stop the sweep
@@ -361,7 +409,7 @@ def _settle(message: Message) -> None:
         message_id=message.pk,
         conversation_id=message.conversation_id,
         tier=str((message.metadata or {}).get("tier") or ""),  # the placeholder's metadata has it
-        trace_id="",
+        trace_id=str(pending.get("trace_id") or "")[:64],  # the turn's: the ids its final write uses
         priced=priced,
     )
     parts = [p for p in (message.data_parts or []) if isinstance(p, dict)]

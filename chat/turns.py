@@ -33,7 +33,7 @@ from django.conf import settings
 
 from chat import db, store, titles
 from chat.errors import TurnError
-from chat.events import Siblings, StepFinished, TurnFinished
+from chat.events import Siblings, StepFinished, TextSnapshot, TurnFinished
 from chat.models import Message
 from chat.request import TurnRequest
 from chat.schemas import (
@@ -167,6 +167,12 @@ class Turn:
     _calls: list[ToolCall] = field(default_factory=list)  # the current step's tool calls
     _tool_at: dict[str, int] = field(default_factory=dict)  # tool call id -> its part's index in parts
 
+    def __post_init__(self) -> None:
+        if self.prepared.partial:  # a continuation: the text so far, which the viewer already shows
+            self.text_parts.append(self.prepared.partial)
+            self.events.append(TextSnapshot(self.prepared.partial))
+            self.tool_definitions = ()  # a tool step would restart the answer, losing what it continues
+
     # ---- who and where --------------------------------------------------------------
     @property
     def id(self) -> uuid.UUID:
@@ -250,7 +256,9 @@ class Turn:
         publish = self._publish
         self._step_text_from = len(self.text_parts)
         self._calls = []
-        self._separate = bool(self._step_text_from)  # a later step's text starts a new paragraph
+        continuing = step == 1 and bool(self.prepared.partial)
+        # A later step's text starts a new paragraph (a continuation goes on where it stopped).
+        self._separate = bool(self._step_text_from) and not continuing
         stream = get_router().stream(
             tier=options.tier,
             messages=messages,
@@ -262,6 +270,7 @@ class Turn:
             flags=self.flags,
             use_cache=self.request.reuses_cached_answers,
             meter=self.meter,
+            partial=self.prepared.partial if continuing else "",
         )
         try:
             async for event in stream:
@@ -423,7 +432,12 @@ class Turn:
         if size == self._checkpointed_len:
             return
         running = self.meter.running("interrupted")
-        pending = [recording.attempt_json(a) for a in (*self.attempts, *([running] if running else []))]
+        pending = {
+            "trace_id": self.trace_id,
+            "attempts": [
+                recording.attempt_json(a) for a in (*self.attempts, *([running] if running else []))
+            ],
+        }
         try:
             if await db.run(store.checkpoint, self.id, text, pending):
                 # Stop asked for from another process.
@@ -459,7 +473,7 @@ class Turn:
                 self.parts.insert(0, ThinkingPart(content="".join(self.reasoning_parts)))
             priced = recording.price(self.attempts)
             metadata = self._metadata(priced).model_dump(mode="json")
-            data_parts = [dump_part(p) for p in self.parts]
+            data_parts = [*self.prepared.kept_parts, *(dump_part(p) for p in self.parts)]
             saved = await self._save(
                 store.FinalAnswer(
                     answer_id=self.id,

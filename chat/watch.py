@@ -124,8 +124,14 @@ async def watch(answer_id: uuid.UUID, turn: Turn | None = None, *, resume: bool 
 
 def _as_snapshot(history: list[Any]) -> list[Any]:
     """The text so far in one piece first, then the other events in their order."""
-    text = "".join(e.text for e in history if type(e) is TextDelta)
-    rest = [e for e in history if type(e) is not TextDelta]
+    pieces: list[str] = []
+    for event in history:
+        if type(event) is TextDelta:
+            pieces.append(event.text)
+        elif type(event) is TextSnapshot:  # a continued answer starts from the text it continues
+            pieces = [event.text]
+    text = "".join(pieces)
+    rest = [e for e in history if type(e) is not TextDelta and type(e) is not TextSnapshot]
     return [TextSnapshot(text), *rest] if text else rest
 
 

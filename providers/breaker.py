@@ -293,7 +293,9 @@ class Breaker:
         if entry is None:
             import redis.asyncio as aioredis
 
-            client = aioredis.from_url(self.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            # CHIMERA_REDIS_TIMEOUT_MS, as every other use of Redis: a hung Redis costs a turn no more.
+            wait = settings.REDIS_TIMEOUT_S
+            client = aioredis.from_url(self.redis_url, socket_timeout=wait, socket_connect_timeout=wait)
             entry = (client, client.register_script(_FAILURE_LUA), client.register_script(_ALLOW_LUA))
             self._clients[loop] = entry
         return entry

@@ -171,14 +171,20 @@ class Router:
         trace_id: str = "",
         use_cache: bool = True,
         meter: Meter | None = None,
+        partial: str = "",
     ) -> AsyncGenerator[Event, None]:
         """Yield the turn's events; ends with exactly one ``Finish`` or one ``StreamError``.
 
         ``flags`` are the runtime flags, fetched once by the caller for the whole turn.
         ``use_cache=False`` skips the cache lookup (regenerate) but still stores a cacheable answer.
         ``meter``: where the attempt in flight can be read (see ``Meter``).
+        ``partial``: an answer cut short earlier, to be continued (as after a cut, but from the start;
+        only the continuation is yielded, and nothing is cached).
         """
         walk = _Walk(tuple(messages), temperature, max_tokens, tuple(tools), reasoning, trace_id)
+        if partial:
+            walk.text_parts.append(partial)
+            walk.resuming = True
         meter = meter or Meter()
         meter._walk = walk
         try:
@@ -194,7 +200,7 @@ class Router:
             yield StreamError(NO_PROVIDER, retryable=True)
             return
 
-        if flags.get("enableCaching", True):
+        if flags.get("enableCaching", True) and not partial:
             walk.cache_key = self._cache_key(route, walk)
             if use_cache:
                 hit = await self._cached(walk.cache_key)
@@ -365,7 +371,7 @@ class Router:
         mode: Literal["continue", "restart"] = "continue"
         messages = walk.messages
         lstrip_next = False
-        if walk.switch_from is not None:
+        if walk.switch_from is not None or walk.resuming:
             partial = "".join(walk.text_parts)
             if walk.tool_calls or not partial.strip():
                 mode = "restart"
@@ -478,6 +484,7 @@ class _Walk:
     reasoning_parts: list[str] = field(default_factory=list)
     tool_calls: bool = False
     client_saw_content: bool = False
+    resuming: bool = False  # text_parts starts with an earlier answer's text, to be continued
     switch_from: str | None = None  # content flowed, then the attempt failed: tell the client
     switch_reason: str = ""
     attempt_no: int = 0

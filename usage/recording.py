@@ -60,9 +60,12 @@ def record_attempts(
         usage = attempt.usage
         rows.append(
             UsageMetric(
-                # The same attempt always gets the same id: writing a turn's rows again (a retried
-                # final write whose first commit may have happened) adds nothing.
-                id=uuid.uuid5(uuid.UUID(str(message_id)), f"attempt-{n}") if message_id else uuid.uuid4(),
+                # The same attempt of the same turn always gets the same id: writing a turn's rows
+                # again (a retried final write whose first commit may have happened, or the orphan
+                # sweep after it) adds nothing, while a later turn on the message (a continuation) adds.
+                id=uuid.uuid5(uuid.UUID(str(message_id)), f"{trace_id}:attempt-{n}")
+                if message_id
+                else uuid.uuid4(),
                 user_id=user_id,
                 message_id=message_id,
                 conversation_id=conversation_id,

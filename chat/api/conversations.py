@@ -191,9 +191,27 @@ async def edit_message(
 async def regenerate_message(
     request, conversation_id: uuid.UUID, message_id: uuid.UUID, payload: TurnIn | None = None
 ) -> HttpResponseBase:
+    return await _answer_again(TurnRequest.regenerate, request, conversation_id, message_id, payload)
+
+
+@router.post(
+    "/{conversation_id}/messages/{message_id}/continue",
+    response={200: AnswerOut, 409: ErrorOut, 429: ErrorOut, 503: ErrorOut, **ERRORS},
+    summary="Continue an answer cut short, in place, from where it stopped (streamed)",
+    openapi_extra=STREAMED,
+)
+async def continue_message(
+    request, conversation_id: uuid.UUID, message_id: uuid.UUID, payload: TurnIn | None = None
+) -> HttpResponseBase:
+    return await _answer_again(TurnRequest.extend, request, conversation_id, message_id, payload)
+
+
+async def _answer_again(
+    build, request, conversation_id, message_id, payload: TurnIn | None
+) -> HttpResponseBase:
+    """A turn on an existing answer (regenerate, continue), streamed as /api/chat/v2 streams."""
     payload = payload or TurnIn()
-    options = options_from(payload.config, payload.context)
-    asked = TurnRequest.regenerate(request.auth, message_id, options, conversation_id)
+    asked = build(request.auth, message_id, options_from(payload.config, payload.context), conversation_id)
     return await streams.respond(request, await start_turn(asked))
 
 

@@ -78,6 +78,7 @@ def redis_down(request, settings):
             "CONFIG": {"hosts": [{"address": url, "socket_timeout": 0.5, "socket_connect_timeout": 0.5}]},
         }
     }
+    settings.REDIS_TIMEOUT_S = 0.5  # the circuit breaker's Redis waits (CHIMERA_REDIS_TIMEOUT_MS)
     flags.invalidate()
     return url
 

@@ -9,3 +9,6 @@ async def _close_executor_connections():
     close them so the test database can be flushed and dropped."""
     yield
     await sync_to_async(connections.close_all)()
+
+
+from tests.api.conftest import alice_key  # noqa: E402, F401  (a fixture: the API's key for alice)

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import httpx2
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from chat import store, sweep
@@ -157,7 +158,7 @@ def test_the_sweep_settles_each_orphan_once_with_its_checkpointed_attempts(alice
         content="Half an answer",
         status=Message.Status.STREAMING,
         metadata={"tier": "balanced"},
-        pending_usage=attempts,
+        pending_usage={"trace_id": "3f0c0d8e-trace", "attempts": attempts},
     )
     empty = Message.objects.create(
         conversation=conversation,
@@ -184,6 +185,7 @@ def test_the_sweep_settles_each_orphan_once_with_its_checkpointed_attempts(alice
     assert set(rows) == {"groq", "anthropic"}
     assert rows["anthropic"].output_estimated and not rows["anthropic"].input_estimated
     assert rows["anthropic"].tier == "balanced" and rows["anthropic"].user_id == alice.pk
+    assert rows["anthropic"].trace_id == "3f0c0d8e-trace"
     # Catalog price: 1,200 in at $1.00/M + 40 out at $5.00/M.
     assert str(rows["anthropic"].cost_usd) == "0.001400"
     assert Decimal(orphan.metadata["cost"]) == Decimal("0.0014") and orphan.metadata["tokenCount"] == 1240
@@ -191,3 +193,66 @@ def test_the_sweep_settles_each_orphan_once_with_its_checkpointed_attempts(alice
     assert empty.status == "error" and empty.data_parts[-1]["retryable"] is True
     alive.refresh_from_db()
     assert alive.status == "streaming"  # touched within three beats: its process is alive
+
+
+def _cut_short(alice, content="Glaciers carve valleys as they"):
+    conversation = Conversation.objects.create(user=alice, title="Cut short")
+    question = Message.objects.create(
+        conversation=conversation, role="user", content="How do glaciers shape land?"
+    )
+    answer = Message.objects.create(
+        conversation=conversation,
+        parent_message=question,
+        role="assistant",
+        content=content,
+        status=Message.Status.INCOMPLETE,
+        data_parts=[{"type": "error", "error": store.ORPHANED, "retryable": True}],
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(active_leaf=answer)
+    return conversation, answer
+
+
+def test_continue_on_the_page_goes_on_from_where_the_answer_stopped_in_the_same_message(alice, emu):
+    from asgiref.sync import async_to_sync
+
+    from tests.chat.helpers import connect, frames_until, send
+
+    conversation, answer = _cut_short(alice)
+    page = Client()
+    page.force_login(alice)
+    assert 'data-testid="continue-button"' in page.get(f"/c/{conversation.id}/").content.decode()
+
+    async def go():
+        communicator = await connect(alice)
+        await communicator.connect()
+        await send(communicator, action="continue", message_id=str(answer.id), tier="balanced")
+        frames = await frames_until(communicator, 'data-testid="message-complete"', timeout=60)
+        await communicator.disconnect()
+        return frames
+
+    frames = async_to_sync(go)()
+    answer.refresh_from_db()
+    assert answer.status == "complete" and answer.content.startswith("Glaciers carve valleys as they ")
+    assert len(answer.content) > len("Glaciers carve valleys as they ") + 20
+    assert not any(p["type"] == "error" for p in answer.data_parts or [])
+    assert Message.objects.filter(parent_message=answer.parent_message).count() == 1  # no new branch
+    sent = [r for r in emu.requests() if r["body"] is not None][-1]["body"]["messages"]
+    assert {"role": "assistant", "content": "Glaciers carve valleys as they"} in sent  # continued, not redone
+    assert UsageMetric.objects.filter(message_id=answer.id).count() == 1
+    assert any(f'id="mc-{answer.id}"' in f for f in frames)
+
+
+def test_continue_over_the_api_streams_the_continuation_and_refuses_a_finished_answer(
+    live_server, emu, alice, alice_key
+):
+    conversation, answer = _cut_short(alice, "Tides rise twice a day because")
+    url = f"{live_server.url}/api/conversations/{conversation.id}/messages/{answer.id}/continue"
+    with httpx2.Client(timeout=60) as http:
+        with http.stream("POST", url, json={}, headers={"Authorization": f"Bearer {alice_key}"}) as response:
+            assert response.status_code == 200
+            parts = list(sse_parts(response))
+        again = http.post(url, json={}, headers={"Authorization": f"Bearer {alice_key}"})
+    answer.refresh_from_db()
+    assert answer.status == "complete" and answer.content.startswith("Tides rise twice a day because ")
+    assert "finish" in types(parts) and "error" not in types(parts)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "not_continuable", again.text
