@@ -117,7 +117,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             tools = ()
         options = TurnOptions(
-            tier=str(data.get("tier") or "balanced"), tools=tools, use_rag=data.get("use_rag") in ("on", True)
+            tier=str(data.get("tier") or "balanced"),
+            tools=tools,
+            use_rag=data.get("use_rag") in ("on", True),
+            cache=data.get("fresh") not in ("on", True),  # the composer's "Fresh answer" toggle
         )
         conversation_id = data.get("conversation_id") or None
         if action == "send":

@@ -31,10 +31,11 @@ class NotFound(TurnError, Http404):
 
 
 class RateLimited(TurnError):
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, quota=None) -> None:
         super().__init__(
             "rate_limited",
             f"You have sent too many messages. Please try again in {retry_after} seconds.",
             429,
         )
         self.retry_after = retry_after
+        self.quota = quota  # usage.limits.Quota: the window that refused it (X-RateLimit-* headers)

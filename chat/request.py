@@ -43,6 +43,9 @@ class TurnOptions:
     system: str = ""
     tools: tuple[str, ...] = ()  # names of the tools the model may call (tools/registry.py)
     use_rag: bool = False  # put the top passages of the user's knowledge in the prompt, with citations
+    cache: bool = (
+        True  # False (API ``Cache-Control: no-store``, the page's toggle): no cached answer, none kept
+    )
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:

@@ -15,6 +15,8 @@ Functions here are synchronous ORM code; the turn calls them on the database thr
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +25,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from chat import tree
@@ -34,6 +37,9 @@ from chat.request import Mode, TurnRequest
 from chat.text import storable, storable_data
 from providers.base import ChatMessage, Role
 from usage import limits, recording
+from usage.models import RateLimitRefusal
+
+log = logging.getLogger(__name__)
 
 # A text the orphan sweep leaves on an answer whose process died, as its (retryable) error part.
 ORPHANED = (
@@ -64,6 +70,7 @@ class PreparedTurn:
     # extend: the answer's text so far (continued, not repeated) and its stored parts but errors
     partial: str = ""
     kept_parts: tuple[dict[str, Any], ...] = ()
+    quota: limits.Quota | None = None  # where the person stands in their rate limit (X-RateLimit-*)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,20 +98,20 @@ class AnswerState:
 
 
 # ---- starting a turn ---------------------------------------------------------------------------
-def prepare(request: TurnRequest, limit: int | None) -> PreparedTurn:
-    """Count the message against ``limit`` (messages per window; None: no limit), then write."""
-    count_against(request.user, limit)
+def prepare(request: TurnRequest, windows: tuple[limits.Window, ...] | None) -> PreparedTurn:
+    """Count the message in the person's rate-limit ``windows`` (None: no limit), then write."""
+    quota = count_against(request.user, windows)
     with transaction.atomic():
-        return _prepare(request)
+        return dataclasses.replace(_prepare(request), quota=quota)
 
 
-def count_against(user, limit: int | None) -> None:
-    """One more message against ``limit``, or RateLimited (or, while the counters' store is down
-    and CHIMERA_RATE_LIMIT_WHEN_DOWN is "closed", a 503 TurnError)."""
-    if limit is None:
-        return
+def count_against(user, windows: tuple[limits.Window, ...] | None) -> limits.Quota | None:
+    """One more message in each window: where the person stands, or RateLimited (or, while the
+    counters' store is down and CHIMERA_RATE_LIMIT_WHEN_DOWN is "closed", a 503 TurnError)."""
+    if windows is None:
+        return None
     try:
-        retry_after = limits.check_sync(user, limit)
+        retry_after, quota = limits.check_sync(user, windows)
     except limits.LimitsUnavailable:
         raise TurnError(
             "rate_limit_unavailable",
@@ -113,7 +120,21 @@ def count_against(user, limit: int | None) -> None:
             503,
         ) from None
     if retry_after:
-        raise RateLimited(retry_after)
+        record_refusal(user)
+        raise RateLimited(retry_after, quota)
+    return quota
+
+
+def record_refusal(user) -> None:
+    """A message the rate limit refused, counted per person and hour for the dashboard."""
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    tier = getattr(user, "tier", "free")
+    try:
+        updated = RateLimitRefusal.objects.filter(user=user, hour=hour).update(count=F("count") + 1)
+        if not updated:
+            RateLimitRefusal.objects.get_or_create(user=user, hour=hour, defaults={"tier": tier, "count": 1})
+    except Exception:  # counting refusals must never turn a 429 into a 500
+        log.warning("could not count a rate-limit refusal", exc_info=True)
 
 
 def _prepare(request: TurnRequest) -> PreparedTurn:

@@ -60,6 +60,7 @@ from providers.events import (
     TextDelta,
     ToolCall,
     ToolInputDelta,
+    Usage,
 )
 from providers.router import Meter, get_router
 from tools import registry as tool_registry
@@ -146,6 +147,7 @@ class Turn:
     tool_definitions: tuple[dict[str, Any], ...] = ()
     attempts: list[AttemptFinished] = field(default_factory=list)
     meter: Meter = field(default_factory=Meter)  # the provider attempt in flight (billed on Stop)
+    hit_usage: Usage | None = None  # a cache hit's stored usage, known before its text is replayed
     provider: str = ""
     model: str = ""
     finish_reason: str | None = None
@@ -201,7 +203,7 @@ class Turn:
 
     @property
     def cache_hit(self) -> bool:
-        return any(a.cache_hit for a in self.attempts)
+        return self.hit_usage is not None or any(a.cache_hit for a in self.attempts)
 
     # ---- watchers -----------------------------------------------------------------
     def subscribe(self) -> tuple[list[Any], asyncio.Queue]:
@@ -268,7 +270,9 @@ class Turn:
             reasoning=options.tier == "reasoning",
             trace_id=self.trace_id,
             flags=self.flags,
-            use_cache=self.request.reuses_cached_answers,
+            use_cache=self.request.reuses_cached_answers and options.cache,
+            store_cache=options.cache,
+            cache_scope=f"user:{self.user_id}" if settings.CHIMERA_CACHE_SCOPE == "user" else "",
             meter=self.meter,
             partial=self.prepared.partial if continuing else "",
         )
@@ -303,6 +307,8 @@ class Turn:
             self._publish(event)
         elif isinstance(event, AttemptStarted):
             self.provider, self.model = event.provider, event.model
+            if event.cache_hit:
+                self.hit_usage = event.usage
         elif isinstance(event, AttemptFinished):
             self.attempts.append(event)
             if not event.error:

@@ -239,10 +239,19 @@ except ValueError:
 if not 0.1 <= CHIMERA_HEARTBEAT_S <= 600:
     raise ImproperlyConfigured("CHIMERA_HEARTBEAT_S must be between 0.1 and 600 seconds")
 CHIMERA_SWEEP_ORPHANS = envbool("CHIMERA_SWEEP_ORPHANS", True)
-# Messages per tier per hour (the spec's freeLimit / proLimit; runtime flags can change them).
+# Whose cached answers a prompt may get: "user" (default: only the asker's own, so nobody learns what
+# someone else asked) or "global" (every user's: more hits, but a hit tells that someone asked it).
+CHIMERA_CACHE_SCOPE = envstr("CHIMERA_CACHE_SCOPE", "user")
+if CHIMERA_CACHE_SCOPE not in ("user", "global"):
+    raise ImproperlyConfigured(f"CHIMERA_CACHE_SCOPE must be user or global, not {CHIMERA_CACHE_SCOPE!r}")
+# Messages per plan per quota window (the spec's freeLimit / proLimit; runtime flags can change them).
 CHIMERA_RATE_LIMIT_FREE = envint("CHIMERA_RATE_LIMIT_FREE", 100)
 CHIMERA_RATE_LIMIT_PRO = envint("CHIMERA_RATE_LIMIT_PRO", 1000)
-CHIMERA_RATE_LIMIT_WINDOW_S = envint("CHIMERA_RATE_LIMIT_WINDOW_S", 3600)
+CHIMERA_RATE_LIMIT_WINDOW_S = envint("CHIMERA_RATE_LIMIT_WINDOW_S", 86400)  # the quota's window: a day
+# And a burst window: at most this many messages per CHIMERA_RATE_LIMIT_BURST_S (a minute) by plan.
+CHIMERA_RATE_LIMIT_BURST_FREE = envint("CHIMERA_RATE_LIMIT_BURST_FREE", 10)
+CHIMERA_RATE_LIMIT_BURST_PRO = envint("CHIMERA_RATE_LIMIT_BURST_PRO", 60)
+CHIMERA_RATE_LIMIT_BURST_S = envint("CHIMERA_RATE_LIMIT_BURST_S", 60)
 # The model tiers each plan (users.tier) may pick; anything else is refused with a 403.
 CHIMERA_TIER_MODELS: dict = json.loads(
     envstr(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.db import models
 
 
@@ -23,3 +26,28 @@ class RuntimeFlags(models.Model):
 
     def __str__(self) -> str:
         return "Runtime flags"
+
+
+class FlagChange(models.Model):
+    """The audit of the flags: who changed them, when, from what to what, and how."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin"
+        COMMAND = "command"
+        CODE = "code"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=16, choices=Source.choices)
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "runtime_flag_changes"
+        ordering = ["-changed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.changed_at:%Y-%m-%d %H:%M:%S} UTC by {self.changed_by or self.source}"

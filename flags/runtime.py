@@ -16,6 +16,9 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
+
+from flags.schema import FlagsInvalid, check
 
 DEFAULTS: dict[str, Any] = {
     "enableStreaming": True,
@@ -23,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "enableCaching": True,
     "enableFailover": True,
     "providers": {"primary": "groq", "fallback": "google", "disabled": []},
-    "rateLimit": {"enabled": True, "freeLimit": None, "proLimit": None},
+    "rateLimit": {"enabled": True, "freeLimit": None, "proLimit": None, "freeBurst": None, "proBurst": None},
 }
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,8 @@ def _defaults() -> dict[str, Any]:
     value = copy.deepcopy(DEFAULTS)
     value["rateLimit"]["freeLimit"] = settings.CHIMERA_RATE_LIMIT_FREE
     value["rateLimit"]["proLimit"] = settings.CHIMERA_RATE_LIMIT_PRO
+    value["rateLimit"]["freeBurst"] = settings.CHIMERA_RATE_LIMIT_BURST_FREE
+    value["rateLimit"]["proBurst"] = settings.CHIMERA_RATE_LIMIT_BURST_PRO
     return value
 
 
@@ -76,15 +81,33 @@ async def aget_flags() -> dict[str, Any]:
     return await sync_to_async(get_flags)()
 
 
-def set_flags(value: dict[str, Any]) -> dict[str, Any]:
-    """Store the flags (merged over what is stored) and make every process see them."""
-    from flags.models import RuntimeFlags
+def set_flags(
+    value: dict[str, Any], *, by=None, source: str = "code", replace: bool = False
+) -> dict[str, Any]:
+    """Store the flags (merged over what is stored, or with ``replace`` instead of it) once the
+    schema accepts the result (``schema.FlagsInvalid`` otherwise), record who changed what, and make
+    every process see them (within TTL seconds)."""
+    from flags.models import FlagChange, RuntimeFlags
 
-    row, _ = RuntimeFlags.objects.get_or_create(pk=1)
-    row.value = _merge(row.value, value)
-    row.save()
+    if not isinstance(value, dict):
+        raise FlagsInvalid([("(flags)", "must be a JSON object")])
+    with transaction.atomic():
+        row, _ = RuntimeFlags.objects.select_for_update().get_or_create(pk=1)
+        before = row.value if isinstance(row.value, dict) else {}
+        after = value if replace else _merge(before, value)
+        check_stored(after)
+        row.value = after
+        row.save()
+        FlagChange.objects.create(changed_by=by, source=source, before=before, after=after)
     invalidate()
     return get_flags()
+
+
+def check_stored(value: Any) -> None:
+    """Whether ``value`` may be stored: the defaults with it merged over them pass the schema."""
+    if not isinstance(value, dict):
+        raise FlagsInvalid([("(flags)", "must be a JSON object")])
+    check(_merge(_defaults(), value))
 
 
 def invalidate() -> None:

@@ -39,6 +39,7 @@ class CachedAnswer:
     model: str
     usage: Usage
     finish_reason: str = "stop"
+    chunks: tuple[str, ...] = ()  # the text as it streamed from the provider (replayed the same way)
 
     def to_json(self) -> dict[str, Any]:
         u = self.usage
@@ -49,6 +50,7 @@ class CachedAnswer:
             "model": self.model,
             "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens],
             "finish": self.finish_reason,
+            "chunks": list(self.chunks),
         }
 
     @classmethod
@@ -61,10 +63,18 @@ class CachedAnswer:
             data["model"],
             Usage(i, o, c, r),
             data["finish"],
+            tuple(data.get("chunks") or ()),
         )
 
-    def chunks(self, size: int = 0) -> Iterator[str]:
-        """The text in a few pieces (about eight, cut after a space) so a replay still streams."""
+    def pieces(self) -> Iterator[str]:
+        """The text as it streamed (an answer stored before chunks were kept: in about eight pieces)."""
+        if self.chunks and "".join(self.chunks) == self.text:
+            yield from self.chunks
+            return
+        yield from self.split()
+
+    def split(self, size: int = 0) -> Iterator[str]:
+        """The text in a few pieces (about eight, cut after a space)."""
         text = self.text
         size = size or max(64, len(text) // 8 + 1)
         start = 0

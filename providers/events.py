@@ -105,6 +105,9 @@ class AttemptStarted:
     provider: str
     model: str
     attempt: int
+    # A cache hit says so first (with the stored answer's usage), before its text is replayed.
+    cache_hit: bool = False
+    usage: Usage | None = None
     kind: Literal["attempt-started"] = "attempt-started"
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -170,13 +171,17 @@ class Router:
         reasoning: bool = False,
         trace_id: str = "",
         use_cache: bool = True,
+        store_cache: bool = True,
+        cache_scope: str = "",
         meter: Meter | None = None,
         partial: str = "",
     ) -> AsyncGenerator[Event, None]:
         """Yield the turn's events; ends with exactly one ``Finish`` or one ``StreamError``.
 
         ``flags`` are the runtime flags, fetched once by the caller for the whole turn.
-        ``use_cache=False`` skips the cache lookup (regenerate) but still stores a cacheable answer.
+        ``use_cache=False`` skips the cache lookup (regenerate) but still stores a cacheable answer;
+        ``store_cache=False`` does not store it either. ``cache_scope`` (e.g. ``"user:<id>"``) keeps
+        cached answers apart per scope: one person never gets another's.
         ``meter``: where the attempt in flight can be read (see ``Meter``).
         ``partial``: an answer cut short earlier, to be continued (as after a cut, but from the start;
         only the continuation is yielded, and nothing is cached).
@@ -200,12 +205,13 @@ class Router:
             yield StreamError(NO_PROVIDER, retryable=True)
             return
 
-        if flags.get("enableCaching", True) and not partial:
-            walk.cache_key = self._cache_key(route, walk)
+        if flags.get("enableCaching", True) and not partial and (use_cache or store_cache):
+            key = self._cache_key(route, walk, cache_scope)
+            walk.cache_key = key if store_cache else None
             if use_cache:
-                hit = await self._cached(walk.cache_key)
+                hit = await self._cached(key)
                 if hit is not None:
-                    for event in hit:
+                    async for event in _replay(hit):
                         yield event
                     return
 
@@ -324,9 +330,9 @@ class Router:
             yield min(passed_over, key=lambda c: opened.get(c.breaker_key) or 0.0), True
 
     # ---- the steps of a walk ------------------------------------------------------------
-    def _cache_key(self, route: Route, walk: _Walk) -> str:
+    def _cache_key(self, route: Route, walk: _Walk, cache_scope: str = "") -> str:
         return self.cache.key(
-            scope=route.scope,
+            scope=f"{route.scope}|{cache_scope}" if cache_scope else route.scope,
             messages=walk.messages,
             temperature=walk.temperature,
             max_tokens=walk.max_tokens,
@@ -341,8 +347,9 @@ class Router:
         if hit is None:
             return None
         ms = int((time.monotonic() - t0) * 1000)
-        events: list[Event] = [ReasoningDelta(hit.reasoning)] if hit.reasoning else []
-        events += [TextDelta(piece) for piece in hit.chunks()]
+        events: list[Event] = [AttemptStarted(hit.provider, hit.model, 0, cache_hit=True, usage=hit.usage)]
+        events += [ReasoningDelta(hit.reasoning)] if hit.reasoning else []
+        events += [TextDelta(piece) for piece in hit.pieces()]
         events.append(AttemptFinished(hit.provider, hit.model, hit.usage, ms, ms, cache_hit=True))
         events.append(Finish(hit.finish_reason))
         return events
@@ -401,7 +408,12 @@ class Router:
         await self.breaker.record_success(choice.breaker_key)
         if walk.cache_key is not None and finish == "stop" and not walk.tool_calls and walk.text_parts:
             answer = CachedAnswer(
-                "".join(walk.text_parts), "".join(walk.reasoning_parts), choice.provider, choice.model, usage
+                "".join(walk.text_parts),
+                "".join(walk.reasoning_parts),
+                choice.provider,
+                choice.model,
+                usage,
+                chunks=tuple(walk.text_parts),
             )
             await self.cache.put(walk.cache_key, answer)
         return [
@@ -494,6 +506,39 @@ class _Walk:
 
 
 _default: dict[str, Router] = {}
+
+
+# A cache hit is replayed as it streamed: its pieces at most this far apart, the whole under a second.
+REPLAY_GAP_S = 0.010
+REPLAY_MAX_S = 0.9
+
+
+async def _replay(events: list[Event]) -> AsyncGenerator[Event, None]:
+    """A stored answer's events, its text paced like a live stream (so every client renders it as
+    one), however many pieces it has: neighbours are merged to stay within REPLAY_MAX_S."""
+    texts = sum(1 for e in events if type(e) is TextDelta)
+    group = max(1, math.ceil(texts * REPLAY_GAP_S / REPLAY_MAX_S))
+    pending: list[str] = []
+    sent = 0
+    started = time.monotonic()
+    for event in events:
+        if type(event) is not TextDelta:
+            if pending:
+                yield TextDelta("".join(pending))
+                pending = []
+            if type(event) is AttemptFinished:
+                # What the person waited for: the lookup and the replay, not the lookup alone.
+                replayed_ms = int((time.monotonic() - started) * 1000)
+                event = replace(event, latency_ms=event.latency_ms + replayed_ms)
+            yield event
+            continue
+        pending.append(event.text)
+        if len(pending) >= group:
+            if sent:
+                await asyncio.sleep(REPLAY_GAP_S)
+            yield TextDelta("".join(pending))
+            pending = []
+            sent += 1
 
 
 def _billed(attempt: _Attempt, walk: _Walk, reported: Usage) -> Usage:

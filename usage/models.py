@@ -34,6 +34,8 @@ class UsageMetric(models.Model):
     latency_ms = models.IntegerField(null=True, blank=True)
     ttft_ms = models.IntegerField(null=True, blank=True)
     cache_hit = models.BooleanField(default=False)
+    # A cache hit costs nothing; this is what the answer would have cost (the catalog's price of its usage).
+    saved_cost_usd = models.DecimalField(max_digits=10, decimal_places=6, null=True, blank=True)
     trace_id = models.CharField(max_length=64, blank=True, default="")
     error = models.TextField(blank=True, default="")
     status_code = models.IntegerField(null=True, blank=True)
@@ -49,6 +51,23 @@ class UsageMetric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model} {self.cost_usd}"
+
+
+class RateLimitRefusal(models.Model):
+    """Messages the rate limit refused, per person and hour (the dashboard's refused attempts)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    tier = models.CharField(max_length=16)  # the person's plan then
+    hour = models.DateTimeField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "usage_rate_limit_refusals"
+        constraints = [models.UniqueConstraint(fields=["user", "hour"], name="uniq_refusals_user_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.hour:%Y-%m-%d %H}:00 UTC: {self.count}"
 
 
 class Alert(models.Model):

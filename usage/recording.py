@@ -34,6 +34,15 @@ def attempt_cost(attempt: AttemptFinished) -> Decimal | None:
     return cost_of(attempt.provider, attempt.model, attempt.usage)
 
 
+def _saved(attempt: AttemptFinished) -> Decimal | None:
+    """What a cache hit saved: the price of the answer it replayed (None for other attempts)."""
+    if not attempt.cache_hit:
+        return None
+    from providers.catalog import cost_of
+
+    return cost_of(attempt.provider, attempt.model, attempt.usage)
+
+
 def price(attempts: Iterable[AttemptFinished]) -> list[PricedAttempt]:
     return [PricedAttempt(a, attempt_cost(a)) for a in attempts]
 
@@ -83,6 +92,7 @@ def record_attempts(
                 latency_ms=attempt.latency_ms,
                 ttft_ms=attempt.ttft_ms,
                 cache_hit=attempt.cache_hit,
+                saved_cost_usd=_saved(attempt),
                 trace_id=trace_id,
                 error=attempt.error[:2000],
                 status_code=attempt.status,

@@ -13,6 +13,7 @@ any other string maps to a stable per-user UUID, so a ``useChat`` chat keeps one
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -107,6 +108,13 @@ def message_data_parts(message: MessageIn, field: str) -> tuple[dict[str, Any], 
     except ValidationError as exc:
         first = exc.errors()[0]
         raise TurnError("validation_error", f"{field}: {first['msg']}.", 422, field) from None
+
+
+def no_store(request, asked: TurnRequest) -> TurnRequest:
+    """``Cache-Control: no-store`` on the request: no cached answer for it, and its answer not kept."""
+    if "no-store" not in request.headers.get("Cache-Control", "").lower():
+        return asked
+    return dataclasses.replace(asked, options=dataclasses.replace(asked.options, cache=False))
 
 
 def chat_uuid(user, chat_id: str) -> uuid.UUID:
@@ -215,7 +223,7 @@ async def chat_v2(request, payload: ChatRequest) -> HttpResponseBase:
     else:
         asked = turn_request(user, payload)  # no database work in the spec's form
     try:
-        turn = await start_turn(asked)
+        turn = await start_turn(no_store(request, asked))
     except IntegrityError:  # two first requests of one new chat id at once
         raise TurnError(
             "conflict", "That conversation is being created by another request; retry.", 409

@@ -15,7 +15,7 @@ from ninja import Query, Router, Schema
 from chat import conversations, db, export, tree
 from chat.access import conversation_for, message_for
 from chat.api import streams
-from chat.api.chat import options_from
+from chat.api.chat import no_store, options_from
 from chat.api.schemas import (
     AnswerOut,
     ConversationDetail,
@@ -212,7 +212,7 @@ async def _answer_again(
     """A turn on an existing answer (regenerate, continue), streamed as /api/chat/v2 streams."""
     payload = payload or TurnIn()
     asked = build(request.auth, message_id, options_from(payload.config, payload.context), conversation_id)
-    return await streams.respond(request, await start_turn(asked))
+    return await streams.respond(request, await start_turn(no_store(request, asked)))
 
 
 @router.post(

@@ -98,7 +98,10 @@ def _http_error(request, exc: HttpError) -> JsonResponse:
 def _turn_error(request, exc: TurnError) -> JsonResponse:
     headers = {}
     if isinstance(exc, RateLimited):
+        from chat.api.streams import rate_limit_headers
+
         headers["Retry-After"] = str(exc.retry_after)
+        headers |= rate_limit_headers(exc.quota)
     elif exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="chimera"'
     return error_response(exc.code, exc.message, exc.status, exc.field, headers)

@@ -21,6 +21,7 @@ from chat.schemas import ToolCallPart
 from chat.turns import Turn
 from chat.watch import Watch, watch
 from providers.events import ReasoningDelta, TextDelta
+from usage.limits import Quota
 
 # Response headers wait for the answer's first content (so X-Model-Used names the model that
 # actually answers, and a cache hit is known), but never longer than this.
@@ -43,6 +44,18 @@ def _start_metadata(turn: Turn) -> dict[str, Any]:
     return {"sessionId": str(turn.conversation_id), "traceId": turn.trace_id, "tier": turn.tier}
 
 
+def rate_limit_headers(quota: Quota | None) -> dict[str, str]:
+    """Where the person stands in the rate-limit window closest to its limit (none while limits are
+    off or their counters unreachable)."""
+    if quota is None:
+        return {}
+    return {
+        "X-RateLimit-Limit": str(quota.limit),
+        "X-RateLimit-Remaining": str(quota.remaining),
+        "X-RateLimit-Reset": str(quota.reset_s),
+    }
+
+
 def _headers(turn: Turn, head: list[Any]) -> dict[str, str]:
     """What is known of the answer when the body starts.
 
@@ -55,6 +68,7 @@ def _headers(turn: Turn, head: list[Any]) -> dict[str, str]:
         "X-Message-Id": str(turn.id),
         "X-Trace-Id": turn.trace_id,
         "X-Gateway-Cache": "hit" if turn.cache_hit else "miss",
+        **rate_limit_headers(turn.prepared.quota),
     }
     finished = next((e for e in head if type(e) is TurnFinished), None)
     if finished is not None:
@@ -63,10 +77,12 @@ def _headers(turn: Turn, head: list[Any]) -> dict[str, str]:
     elif turn.provider and any(isinstance(e, ANSWERED) for e in head):
         headers["X-Model-Used"] = f"{turn.provider}/{turn.model}"
     if turn.finish_reason is not None or turn.finished is not None:
-        # The whole answer is already here (a cache hit): its size is known.
+        # The whole answer is already here: its size is known.
         headers["X-Token-Count"] = str(
             sum(a.usage.input_tokens + a.usage.output_tokens for a in turn.attempts)
         )
+    elif turn.hit_usage is not None:  # a cache hit: the stored answer's size is known from the start
+        headers["X-Token-Count"] = str(turn.hit_usage.input_tokens + turn.hit_usage.output_tokens)
     return headers
 
 
@@ -129,6 +145,7 @@ def blocking_response(turn: Turn, finished: TurnFinished) -> JsonResponse:
         "X-Trace-Id": turn.trace_id,
         "X-Gateway-Cache": metadata.get("gatewayCache") or "miss",
         "X-Token-Count": str(metadata.get("tokenCount") or 0),
+        **rate_limit_headers(turn.prepared.quota),
     }
     if metadata.get("modelUsed"):
         headers["X-Model-Used"] = metadata["modelUsed"]

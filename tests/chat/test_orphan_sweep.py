@@ -212,33 +212,33 @@ def _cut_short(alice, content="Glaciers carve valleys as they"):
     return conversation, answer
 
 
-def test_continue_on_the_page_goes_on_from_where_the_answer_stopped_in_the_same_message(alice, emu):
-    from asgiref.sync import async_to_sync
+async def test_continue_on_the_page_goes_on_from_where_the_answer_stopped_in_the_same_message(alice, emu):
+    from asgiref.sync import sync_to_async
 
     from tests.chat.helpers import connect, frames_until, send
 
-    conversation, answer = _cut_short(alice)
-    page = Client()
-    page.force_login(alice)
-    assert 'data-testid="continue-button"' in page.get(f"/c/{conversation.id}/").content.decode()
+    conversation, answer = await sync_to_async(_cut_short)(alice)
 
-    async def go():
-        communicator = await connect(alice)
-        await communicator.connect()
-        await send(communicator, action="continue", message_id=str(answer.id), tier="balanced")
-        frames = await frames_until(communicator, 'data-testid="message-complete"', timeout=60)
-        await communicator.disconnect()
-        return frames
+    def page_html() -> str:
+        page = Client()
+        page.force_login(alice)
+        return page.get(f"/c/{conversation.id}/").content.decode()
 
-    frames = async_to_sync(go)()
-    answer.refresh_from_db()
+    assert 'data-testid="continue-button"' in await sync_to_async(page_html)()
+    communicator = await connect(alice)
+    await communicator.connect()
+    await send(communicator, action="continue", message_id=str(answer.id), tier="balanced")
+    frames = await frames_until(communicator, 'data-testid="message-complete"', timeout=60)
+    await communicator.disconnect()
+
+    await answer.arefresh_from_db()
     assert answer.status == "complete" and answer.content.startswith("Glaciers carve valleys as they ")
     assert len(answer.content) > len("Glaciers carve valleys as they ") + 20
     assert not any(p["type"] == "error" for p in answer.data_parts or [])
-    assert Message.objects.filter(parent_message=answer.parent_message).count() == 1  # no new branch
+    assert await Message.objects.filter(parent_message_id=answer.parent_message_id).acount() == 1  # no branch
     sent = [r for r in emu.requests() if r["body"] is not None][-1]["body"]["messages"]
     assert {"role": "assistant", "content": "Glaciers carve valleys as they"} in sent  # continued, not redone
-    assert UsageMetric.objects.filter(message_id=answer.id).count() == 1
+    assert await UsageMetric.objects.filter(message_id=answer.id).acount() == 1
     assert any(f'id="mc-{answer.id}"' in f for f in frames)
 
 
