@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+# The suite in two processes (pytest-xdist, whole files each; most tests wait on servers and streams),
+# then the browser tests in one (they must come last in their process: tests/conftest.py).
+# `make test PYTEST_ARGS=tests/api` runs some, in one process.
+PYTEST_ARGS ?=
 # llama.cpp built portable: the native build crashes on these CPUs (AMX path).
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
@@ -12,7 +16,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(PIP) install -q -r requirements.txt -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import django, channels, daphne, openai, anthropic, google.genai, pytest_playwright, onnxruntime, tokenizers, pypdf, marionette_driver, schemathesis"
+	$(PY) -c "import django, channels, daphne, openai, anthropic, google.genai, pytest_playwright, onnxruntime, tokenizers, pypdf, marionette_driver, schemathesis, xdist"
 	touch $@
 
 install: $(VENV)/.installed
@@ -57,7 +61,12 @@ bubblewrap:
 
 test: $(VENV)/.installed $(VENV)/.local-model chromium browsers bubblewrap
 	mkdir -p var
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(PY) -m pytest -n 2 --dist loadfile --browsers=none
+	$(PY) -m pytest --browsers=only
+else
 	$(PY) -m pytest $(PYTEST_ARGS)
+endif
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

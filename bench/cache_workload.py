@@ -76,7 +76,7 @@ def parse_args(argv=None):
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--scope", choices=("user", "global"), default="user", help="CHIMERA_CACHE_SCOPE")
     p.add_argument("--seed", type=int, default=20261204)
-    p.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/chimera_cache_workload")
+    p.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/chimera_bench_cache")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/6")
     p.add_argument("--json", default=None, help="write the figures here")
     return p.parse_args(argv)

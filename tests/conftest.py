@@ -56,11 +56,30 @@ def _close_turn_database_threads(django_db_setup):
 
 
 # ---- ordering: browser tests last (ENVIRONMENT.md pothole 6) ---------------------------
-def pytest_collection_modifyitems(config, items):
-    def is_browser(item) -> bool:
-        return "page" in getattr(item, "fixturenames", ()) or item.get_closest_marker("e2e") is not None
+def pytest_addoption(parser):
+    parser.addoption(
+        "--browsers",
+        choices=("all", "none", "only"),
+        default="all",
+        help="run the browser tests too (all, last), not at all (none), or only them (only). "
+        "`make test` runs the rest in two processes, then the browser tests in one: Playwright's "
+        "sync API leaves an event loop running in its process, which no async test may follow.",
+    )
 
-    items.sort(key=is_browser)
+
+def _is_browser(item) -> bool:
+    return "page" in getattr(item, "fixturenames", ()) or item.get_closest_marker("e2e") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    which = config.getoption("--browsers")
+    if which != "all":
+        keep = [item for item in items if _is_browser(item) == (which == "only")]
+        dropped = [item for item in items if _is_browser(item) != (which == "only")]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    items.sort(key=_is_browser)
 
 
 # ---- the guard: no test may reach a real provider --------------------------------------

@@ -5,7 +5,19 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
 
-from chimera.settings import *  # noqa: F403
+# `make test` runs the suite in two processes (pytest-xdist). Each has its own test database
+# (pytest-django's _gw0/_gw1 suffix) and its own Redis database, so rate-limit counters, breaker
+# state, cached answers and channel-layer groups of one never meet the other's.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and os.environ.get("REDIS_URL"):
+    _base = (
+        os.environ["REDIS_URL"].rsplit("/", 1)[0]
+        if "/" in os.environ["REDIS_URL"][8:]
+        else os.environ["REDIS_URL"]
+    )
+    os.environ["REDIS_URL"] = f"{_base}/{10 + int(_worker[2:])}"
+
+from chimera.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 

@@ -270,7 +270,8 @@ def test_the_rate_limit_is_a_429_with_retry_after(server_with, http, alice, alic
     response = http.post(server.url + "/api/chat/v2", json={"messages": [USER]}, headers=auth)
 
     assert response.status_code == 429
-    assert 0 < int(response.headers["Retry-After"]) <= 3600
+    assert 0 < int(response.headers["Retry-After"]) <= 86400  # the quota window: a day
+    assert response.headers["X-RateLimit-Remaining"] == "0" and response.headers["X-RateLimit-Limit"] == "2"
     error = response.json()["error"]
     assert error["code"] == "rate_limited" and "try again in" in error["message"]
 
