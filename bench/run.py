@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import os  # noqa: E402
 
-from bench import report, tools  # noqa: E402
+from bench import cache_hits, report, tools  # noqa: E402
 from bench.harness import Harness  # noqa: E402
 from bench.report import side_stats  # noqa: E402
 from bench.services import Stack  # noqa: E402
@@ -96,6 +96,10 @@ async def measure(stack: Stack, args) -> dict:
             rounds = 1 if args.quick else args.tool_rounds
             results["tool_step"] = await tools.tool_step(stack, rounds)
             h.chimera_turns += 4 * (rounds + 1)
+            print("cache hits")
+            hit_rounds = 2 if args.quick else 20
+            results["cache_hit"] = await cache_hits.cache_hits(stack, hit_rounds)
+            h.chimera_turns += 2 * hit_rounds
         results["chimera_turns"] = h.chimera_turns
         return results
 
@@ -153,6 +157,8 @@ def main(argv=None) -> int:
     print(json.dumps(numbers, indent=1, default=str) if args.quick else f"errors: {errors}")
     if results.get("tool_step"):
         numbers["tool_step"] = results["tool_step"]
+    if results.get("cache_hit"):
+        numbers["cache_hit"] = results["cache_hit"]
     if args.json:
         Path(args.json).write_text(json.dumps({"numbers": numbers, "pg_per_turn": pg}, indent=1, default=str))
     if not args.quick:

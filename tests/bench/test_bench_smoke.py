@@ -65,7 +65,7 @@ def quick_run(tmp_path_factory):
 
 
 def test_the_quick_run_streams_every_answer_without_errors(quick_run):
-    numbers = {k: v for k, v in quick_run["numbers"].items() if k != "tool_step"}
+    numbers = {k: v for k, v in quick_run["numbers"].items() if k not in ("tool_step", "cache_hit")}
     assert set(numbers) == {"c1", "c2"}
     for level, sides in numbers.items():
         assert {"direct", "ws"} <= set(sides), level
@@ -77,7 +77,7 @@ def test_the_quick_run_streams_every_answer_without_errors(quick_run):
 
 def test_the_numbers_are_sane(quick_run):
     for level, sides in quick_run["numbers"].items():
-        if level == "tool_step":
+        if level in ("tool_step", "cache_hit"):
             continue
         for side, s in sides.items():
             ttft, total = s["ttft"], s["total"]
@@ -104,3 +104,11 @@ def test_the_tool_step_is_measured_on_both_transports(quick_run):
         assert s["tool_run_ms"]["p50"] > 0, side
         assert s["tool_overhead_ms"]["p50"] >= 0 and s["plain_overhead_ms"]["p50"] >= 0, side
         assert math.isfinite(s["added_cpu_ms"]), side
+
+
+def test_a_cache_hit_is_measured(quick_run):
+    hits = quick_run["numbers"]["cache_hit"]
+    assert hits["rounds"] == 2  # --quick: two prompts, each a miss then a hit (same text, checked)
+    for key in ("hit_ttft_ms", "hit_total_ms", "miss_ttft_ms"):
+        assert all(math.isfinite(v) and v > 0 for v in hits[key].values()), key
+    assert hits["hit_pieces"] > 1  # the hit streamed, in more than one read
