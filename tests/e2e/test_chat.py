@@ -174,7 +174,14 @@ def test_the_page_fits_a_phone(logged_in_page, live_server, emu):
     expect(page.locator('[data-testid="conversation-link"]').first).to_be_hidden()  # in the closed drawer
     page.click('[data-testid="drawer-toggle"]')
     expect(page.locator('[data-testid="conversation-link"]').first).to_be_visible()
-    for testid in ("chat-input", "send-button", "message-content", "conversation-link"):
+    for testid in (
+        "chat-input",
+        "send-button",
+        "tier-select",
+        "fresh-toggle",
+        "message-content",
+        "conversation-link",
+    ):
         box = page.locator(f'[data-testid="{testid}"]').first.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (testid, box)
     page.keyboard.press("Escape")  # closes the drawer
