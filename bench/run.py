@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 import os  # noqa: E402
 
 from bench import cache_hits, report, tools  # noqa: E402
+from bench.clients import PROMPTS  # noqa: E402
 from bench.harness import Harness  # noqa: E402
 from bench.report import side_stats  # noqa: E402
 from bench.services import Stack  # noqa: E402
@@ -97,9 +98,9 @@ async def measure(stack: Stack, args) -> dict:
             results["tool_step"] = await tools.tool_step(stack, rounds)
             h.chimera_turns += 4 * (rounds + 1)
             print("cache hits")
-            hit_rounds = 2 if args.quick else 20
+            hit_rounds = 3 if args.quick else 20  # the first warms up
             results["cache_hit"] = await cache_hits.cache_hits(stack, hit_rounds)
-            h.chimera_turns += 2 * hit_rounds
+            h.chimera_turns += 2 * min(hit_rounds, len(PROMPTS))
         results["chimera_turns"] = h.chimera_turns
         return results
 

@@ -95,6 +95,24 @@ def test_disable_streaming_and_the_circuit_breaker(server_with, emu, http, alice
         ),
     )
 
+    load(tmp_path, '{"enableStreaming": true, "enableCaching": true}')  # the cache back on
+    until(
+        "answer from the cache",
+        lambda: chat(http, server.url, HELLO, alice_key)[0].headers["x-gateway-cache"] == "hit",
+    )
+    load(tmp_path, '{"rateLimit": {"enabled": true, "freeBurst": 1}}')  # limits: one a minute
+    until("refuse a second message", lambda: chat(http, server.url, HELLO, alice_key)[0].status_code == 429)
+    load(tmp_path, '{"rateLimit": {"enabled": false}, "enableCaching": false, "enableFailover": false}')
+    emu.fault(provider="groq", kind="status", status=503, times=40)
+    until(  # no failover: Groq's error is the answer's
+        "stop failing over",
+        lambda: (
+            "error" in [p["type"] for p in chat(http, server.url, HELLO, alice_key)[1] if isinstance(p, dict)]
+        ),
+    )
+    load(tmp_path, '{"enableFailover": true}')
+    emu.clear()
+
     # 5. The circuit breaker opens by itself after 5 consecutive failures: Groq is then passed over.
     emu.fault(provider="groq", kind="status", status=503, times=20)
     for _ in range(3):
