@@ -6,34 +6,15 @@ answer's pieces at most 10 ms apart, under a second). The first prompt warms up 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import tempfile
-import time
-
 import httpx2
 
 from bench import clients
 from bench.harness import percentile
-from bench.services import PY, ROOT, Stack
-
-
-def _flags(stack: Stack, value: dict) -> None:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(value, f)
-    subprocess.run(
-        [PY, "manage.py", "load_flags", "--merge", f.name],
-        cwd=ROOT,
-        env=stack.env(),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    time.sleep(2.5)  # the flags' cache time: daphne sees the change after it
+from bench.services import Stack
 
 
 async def cache_hits(stack: Stack, rounds: int, log=print) -> dict:
-    _flags(stack, {"enableCaching": True})
+    stack.set_flags({"enableCaching": True})
     hits, misses = [], []
     try:
         async with httpx2.AsyncClient(timeout=60) as client:
@@ -49,7 +30,7 @@ async def cache_hits(stack: Stack, rounds: int, log=print) -> dict:
                 misses.append(miss)
                 hits.append(hit)
     finally:
-        _flags(stack, {"enableCaching": False})
+        stack.set_flags({"enableCaching": False})
 
     def ms(samples, end: str) -> dict:
         values = [((getattr(s, end) or s.sent) - s.sent) * 1000 for s in samples]

@@ -110,14 +110,12 @@ def setup(stack: Stack, args) -> list[str]:
     django.setup()
     from accounts.apikeys import create_api_key
     from accounts.models import User
-    from flags.runtime import set_flags
 
-    set_flags({"enableCaching": True, "rateLimit": {"enabled": False}})
     keys = []
     for n in range(args.users):
         user, _ = User.objects.get_or_create(username=f"cache-person-{n}")
         keys.append(create_api_key(user, "cache workload")[1])
-    time.sleep(2.5)  # the flags' cache time: every process sees the change after it
+    stack.set_flags({"enableCaching": True, "rateLimit": {"enabled": False}})
     return keys
 
 

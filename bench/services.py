@@ -165,6 +165,24 @@ class Stack:
         self.procs.append(self.daphne)
         _wait_http(self.url + "/accounts/login/", self.daphne, "daphne")
 
+    def set_flags(self, value: dict) -> None:
+        """Merge ``value`` into the stack's runtime flags (``manage.py load_flags --merge``, as the
+        runbook does), then let the flags' cache time pass: daphne answers with them after it."""
+        from flags.runtime import TTL
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            json.dump(value, f)
+            f.flush()
+            subprocess.run(
+                [PY, "manage.py", "load_flags", "--merge", f.name],
+                cwd=ROOT,
+                env=self.env(),
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        time.sleep(TTL + 0.5)
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:

@@ -213,12 +213,7 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
         answer_id=answer_id,
         conversation_id=conversation.id,
         user_message_id=user_message_id,
-        branch=tuple(
-            ChatMessage(role=cast(Role, m.role), content=m.content)
-            for m in path
-            # A failed answer and an empty message are not part of what was said.
-            if m.content and not (m.role == Message.Role.ASSISTANT and m.status == Message.Status.ERROR)
-        ),
+        branch=_said(path),
         created=request.mode is Mode.NEW,
         title=conversation.title,
         siblings=siblings,
@@ -250,11 +245,7 @@ def _prepare_extend(request: TurnRequest) -> PreparedTurn:
         answer_id=target.id,
         conversation_id=conversation.id,
         user_message_id=target.parent_message_id,
-        branch=tuple(
-            ChatMessage(role=cast(Role, m.role), content=m.content)
-            for m in path
-            if m.content and not (m.role == Message.Role.ASSISTANT and m.status == Message.Status.ERROR)
-        ),
+        branch=_said(path),
         created=False,
         title=conversation.title,
         siblings=_siblings(target),
@@ -264,6 +255,16 @@ def _prepare_extend(request: TurnRequest) -> PreparedTurn:
             for p in (target.data_parts or [])
             if isinstance(p, dict) and p.get("type") not in ("error", "thinking")
         ),
+    )
+
+
+def _said(path: list[Message]) -> tuple[ChatMessage, ...]:
+    """A branch as the provider is sent it: a failed answer and an empty message are not part of
+    what was said."""
+    return tuple(
+        ChatMessage(role=cast(Role, m.role), content=m.content)
+        for m in path
+        if m.content and not (m.role == Message.Role.ASSISTANT and m.status == Message.Status.ERROR)
     )
 
 

@@ -96,13 +96,10 @@ class Meter:
         if attempt is None or walk is None:
             return None
         latency_ms = int((time.monotonic() - attempt.started) * 1000)
-        reported = attempt.usage
-        if reported is None and attempt.ttft_ms is not None:
-            reported = ACCEPTED  # content came, so the vendor took it (an adapter that did not say)
         return AttemptFinished(
             attempt.choice.provider,
             attempt.choice.model,
-            _billed(attempt, walk, reported) if reported is not None else _NO_USAGE,
+            _billed(attempt, walk),
             latency_ms,
             attempt.ttft_ms,
             error=error,
@@ -404,7 +401,7 @@ class Router:
         """The attempt finished: its usage row, the breaker told, a cacheable answer stored, the end."""
         choice = attempt.choice
         # Some servers (llama.cpp) send no usage: the counts are estimated, never 0.
-        usage = _billed(attempt, walk, attempt.usage or ACCEPTED)
+        usage = _billed(attempt, walk, taken=True, learn=True)
         await self.breaker.record_success(choice.breaker_key)
         if walk.cache_key is not None and finish == "stop" and not walk.tool_calls and walk.text_parts:
             answer = CachedAnswer(
@@ -427,8 +424,7 @@ class Router:
         """The attempt failed: the breaker told, the walk remembers why; its usage row (nothing when
         the vendor never took the request; else what it reported, and estimates for the rest)."""
         choice = attempt.choice
-        reported = attempt.usage if attempt.usage is not None or not had_content else ACCEPTED
-        usage = _billed(attempt, walk, reported) if reported is not None else _NO_USAGE
+        usage = _billed(attempt, walk, learn=True)
         await self.breaker.record_failure(choice.breaker_key, err)
         log.info(
             "router: attempt %d on %s/%s failed (%s %s)%s",
@@ -541,38 +537,38 @@ async def _replay(events: list[Event]) -> AsyncGenerator[Event, None]:
             sent += 1
 
 
-def _billed(attempt: _Attempt, walk: _Walk, reported: Usage) -> Usage:
-    """The attempt's usage as the vendor bills it: each count the vendor reported as it said, each
-    one it did not estimated (``providers.estimates``) — the input from the prompt that was sent
-    (never 0), the output from the text, thinking and tool calls that came (at least what the vendor
-    reported so far). Counts the vendor did report teach the estimates their ratio."""
+def _billed(attempt: _Attempt, walk: _Walk, *, taken: bool = False, learn: bool = False) -> Usage:
+    """The attempt's usage as the vendor bills it: nothing when the vendor never took the request
+    (no ``Usage`` from the adapter, no content, and not ``taken``: it finished); otherwise each count
+    the vendor reported as it said, each one it did not estimated (``providers.estimates``) — the
+    input from the prompt that was sent (never 0), the output from the text, thinking and tool calls
+    that came (at least what the vendor reported so far). ``learn`` (once, when the attempt is over):
+    the counts the vendor reported teach the estimates their ratio."""
+    reported = attempt.usage
+    if reported is None:
+        if not taken and attempt.ttft_ms is None:
+            return _NO_USAGE
+        reported = ACCEPTED  # it finished, or content came: the vendor took it (an adapter that did not say)
     provider, model = attempt.choice.provider, attempt.choice.model
-    text = sum(map(len, walk.text_parts[attempt.text_from :]))
+    text = sum(map(len, walk.text_parts[attempt.text_from :])) + attempt.tool_chars
     thinking = sum(map(len, walk.reasoning_parts[attempt.reasoning_from :]))
-    if not reported.estimated:
-        estimates.observe(
-            provider, model, "in", estimates.prompt_chars(attempt.request), reported.input_tokens
-        )
-        estimates.observe(
-            provider, model, "out", text + thinking + attempt.tool_chars, reported.output_tokens
-        )
-        return reported
     usage = reported
-    if reported.input_estimated:
-        chars = estimates.prompt_chars(attempt.request)
-        usage = replace(usage, input_tokens=max(1, estimates.estimate(provider, model, "in", chars)))
-    else:
-        estimates.observe(
-            provider, model, "in", estimates.prompt_chars(attempt.request), reported.input_tokens
-        )
+    if reported.input_estimated or learn:
+        prompt = estimates.prompt_chars(attempt.request)
+        if reported.input_estimated:
+            usage = replace(usage, input_tokens=max(1, estimates.estimate(provider, model, "in", prompt)))
+        else:
+            estimates.observe(provider, model, "in", prompt, reported.input_tokens)
     if reported.output_estimated:
         thought = estimates.estimate(provider, model, "out", thinking)
-        seen = estimates.estimate(provider, model, "out", text + attempt.tool_chars) + thought
+        seen = estimates.estimate(provider, model, "out", text) + thought
         usage = replace(
             usage,
             output_tokens=max(reported.output_tokens, seen),
             reasoning_tokens=max(reported.reasoning_tokens, thought),
         )
+    elif learn:
+        estimates.observe(provider, model, "out", text + thinking, reported.output_tokens)
     return usage
 
 

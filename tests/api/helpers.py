@@ -68,12 +68,15 @@ def metadata_of(parts: list[Any]) -> dict[str, Any]:
     return merged
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "the condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something true, and return that (bounded: a test must end)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
+            raise AssertionError(f"timed out waiting for {what} ({timeout:g} s)")
         time.sleep(interval)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 
-from tests.api.helpers import chat
+from tests.api.helpers import chat, wait_for
 from tests.conftest import _database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,15 +49,9 @@ def answered_by(emu, http, server, key, body=HELLO) -> str:
     return [r for r in emu.requests() if r["body"] is not None][-1]["provider"]
 
 
-def until(what: str, check, seconds: float = 30):
-    """Ask until the running server does what the step promises (bounded: a test must end)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"the server did not {what} within {seconds:g} s")
+def until(what: str, check):
+    """Ask until the running server does what the step promises (the flags' cache time is 2 s)."""
+    wait_for(check, timeout=30, interval=0.25, what=f"the server to {what}")
 
 
 def test_bypass_the_gateway_then_switch_the_primary_then_take_a_provider_out(
