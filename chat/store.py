@@ -88,6 +88,7 @@ class FinalAnswer:
     data_parts: list[dict[str, Any]]
     tool_invocations: list[dict[str, Any]]
     priced: list[recording.PricedAttempt]
+    user_tier: str = ""  # the account's plan, for the usage rows ("": looked up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +359,7 @@ def finish(answer: FinalAnswer) -> None:
             message_id=answer.answer_id,
             conversation_id=answer.conversation_id,
             tier=answer.tier,
+            user_tier=answer.user_tier or None,
             trace_id=answer.trace_id,
             priced=answer.priced,
         )

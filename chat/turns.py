@@ -493,6 +493,7 @@ class Turn:
                     data_parts=data_parts,
                     tool_invocations=[d for d in data_parts if d["type"] == "tool-call"],
                     priced=priced,
+                    user_tier=str(getattr(self.request.user, "tier", "") or ""),
                 )
             )
         except Exception:

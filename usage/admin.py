@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from usage.models import Alert, UsageMetric
+from usage.models import Alert, AlertRule, JobRun, Notification, UsageMetric
 
 
 @admin.register(UsageMetric)
@@ -36,7 +36,68 @@ class UsageMetricAdmin(admin.ModelAdmin):
         return " + ".join(parts) + " estimated"
 
 
+class NotificationInline(admin.TabularInline):
+    model = Notification
+    extra = 0
+    can_delete = False
+    fields = ("channel", "event", "sent_at", "attempts", "last_error", "next_attempt_at")
+    readonly_fields = fields
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    """The alert rules, editable: threshold, window, severity, channels, on/off."""
+
+    list_display = (
+        "name",
+        "kind",
+        "threshold",
+        "window_minutes",
+        "min_requests",
+        "severity",
+        "channels",
+        "enabled",
+    )
+    list_editable = ("threshold", "window_minutes", "severity", "enabled")
+    readonly_fields = ("kind", "updated_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # one rule per kind, created by the migration; edit them, switch them off
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "severity", "name", "message", "notified_at")
-    list_filter = ("severity", "name")
+    """Incidents: when each fired and resolved, and what was sent where."""
+
+    list_display = ("created_at", "severity", "name", "subject", "message", "resolved_at", "sent")
+    list_filter = ("severity", "name", ("resolved_at", admin.EmptyFieldListFilter))
+    readonly_fields = [f.name for f in Alert._meta.fields]
+    inlines = [NotificationInline]
+
+    @admin.display(description="Notified")
+    def sent(self, alert: Alert) -> str:
+        rows = list(alert.notifications.all())
+        done = sum(1 for n in rows if n.sent_at)
+        return f"{done}/{len(rows)}" if rows else "-"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("notifications")
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "alert", "channel", "event", "sent_at", "attempts", "last_error")
+    list_filter = ("channel", "event", ("sent_at", admin.EmptyFieldListFilter))
+    readonly_fields = [f.name for f in Notification._meta.fields]
+
+
+@admin.register(JobRun)
+class JobRunAdmin(admin.ModelAdmin):
+    """Background jobs as they ran (rollups, alerts, notification retries): who ran each, how it ended."""
+
+    list_display = ("started_at", "name", "runner", "finished_at", "result", "error")
+    list_filter = ("name",)
+    readonly_fields = [f.name for f in JobRun._meta.fields]

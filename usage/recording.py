@@ -58,8 +58,23 @@ def total_cost(priced: Iterable[PricedAttempt]) -> Decimal | None:
 
 
 def record_attempts(
-    *, user_id, message_id, conversation_id, tier: str, trace_id: str, priced: Sequence[PricedAttempt]
+    *,
+    user_id,
+    message_id,
+    conversation_id,
+    tier: str,
+    trace_id: str,
+    priced: Sequence[PricedAttempt],
+    user_tier: str | None = None,
 ) -> list[UsageMetric]:
+    """Write the attempts' usage rows (idempotently). ``tier`` is the model tier asked for,
+    ``user_tier`` the account's plan (None: read from the account)."""
+    if not priced:
+        return []
+    if user_tier is None:
+        from django.contrib.auth import get_user_model
+
+        user_tier = get_user_model().objects.filter(pk=user_id).values_list("tier", flat=True).first() or ""
     rows = []
     for n, p in enumerate(priced):
         attempt = p.attempt
@@ -81,6 +96,7 @@ def record_attempts(
                 provider=attempt.provider,
                 model=attempt.model,
                 tier=tier,
+                user_tier=user_tier,
                 input_tokens=usage.input_tokens,
                 cached_input_tokens=usage.cached_input_tokens,
                 output_tokens=usage.output_tokens,
@@ -98,8 +114,7 @@ def record_attempts(
                 status_code=attempt.status,
             )
         )
-    if rows:
-        UsageMetric.objects.bulk_create(rows, ignore_conflicts=True)
+    UsageMetric.objects.bulk_create(rows, ignore_conflicts=True)
     return rows
 
 
