@@ -556,9 +556,15 @@ def _billed(attempt: _Attempt, walk: _Walk, *, taken: bool = False, learn: bool 
     if reported.input_estimated or learn:
         prompt = estimates.prompt_chars(attempt.request)
         if reported.input_estimated:
-            usage = replace(usage, input_tokens=max(1, estimates.estimate(provider, model, "in", prompt)))
+            tokens = max(1, estimates.estimate(provider, model, "in", prompt))
+            cached = reported.cached_input_tokens or estimates.estimate_cached(
+                provider, model, attempt.request, tokens
+            )
+            usage = replace(usage, input_tokens=tokens, cached_input_tokens=cached)
         else:
             estimates.observe(provider, model, "in", prompt, reported.input_tokens)
+        if learn:  # the vendor has this prompt cached now, for whoever sends it next
+            estimates.observe_prompt(provider, model, attempt.request, usage.input_tokens)
     if reported.output_estimated:
         thought = estimates.estimate(provider, model, "out", thinking)
         seen = estimates.estimate(provider, model, "out", text) + thought

@@ -241,7 +241,12 @@ def stale_hours(since: datetime, until: datetime) -> list[datetime]:
     return sorted(h for h in raw.keys() | rolled.keys() if raw.get(h, 0) != (rolled.get(h) or 0))
 
 
-def roll_recent(now: datetime | None = None, days: int = 2) -> dict:
+# How far back the frequent rollup job (and the readers) look for hours to re-roll; older hours are
+# checked by the daily ``roll_all``.
+STALE_HORIZON = timedelta(days=2)
+
+
+def roll_recent(now: datetime | None = None, days: int = STALE_HORIZON.days) -> dict:
     """Roll every closed hour of the last ``days`` days that is missing or out of date, then the days
     those hours belong to. Safe to run as often as wanted and from several processes at once."""
     now = now or timezone.now()
@@ -256,7 +261,8 @@ def roll_recent(now: datetime | None = None, days: int = 2) -> dict:
 
 
 def roll_all(now: datetime | None = None) -> dict:
-    """Roll every hour that has usage rows (a first run, or after a restore)."""
+    """Roll every hour whose rollup is missing or out of date, however old (the daily job: a first
+    run, rows restored or deleted long after their hour)."""
     now = now or timezone.now()
     first = UsageMetric.objects.order_by("created_at").values_list("created_at", flat=True).first()
     if first is None:
@@ -268,8 +274,8 @@ def sums_between(
     since: datetime, until: datetime, by: str | None = None, rows: QuerySet[UsageMetric] | None = None
 ) -> Iterator[tuple[dict, Sums]]:
     """Usage in [since, until) per group (and per hour or day with ``by``): closed hours from the
-    rollups; the last hour, partial hours at the ends and hours the rollups have not caught up with
-    from the raw rows.
+    rollups; the last hour, partial hours at the ends, and recent hours the rollups have not caught up
+    with (within ``STALE_HORIZON``, the rollup job's reach) from the raw rows.
 
     ``rows``, a filtered ``UsageMetric`` queryset, restricts it (then everything is read raw: the
     rollups keep no per-row filters).
@@ -279,22 +285,20 @@ def sums_between(
         return
     first = floor_hour(since) + (timedelta(hours=1) if since != floor_hour(since) else timedelta(0))
     cut = min(floor_hour(until), floor_hour(timezone.now()) - timedelta(hours=1))
-    rolled: list[datetime] = []
+    raw = Q(created_at__gte=since, created_at__lt=min(first, until)) | Q(
+        created_at__gte=max(cut, since), created_at__lt=until
+    )
     if first < cut:
-        stale = set(stale_hours(first, cut))
-        have = UsageRollup.objects.filter(period=UsageRollup.Period.HOUR, start__gte=first, start__lt=cut)
-        for r in have:
-            if r.start in stale:
-                continue
+        stale = stale_hours(max(first, cut - STALE_HORIZON), cut)
+        rolled = UsageRollup.objects.filter(period=UsageRollup.Period.HOUR, start__gte=first, start__lt=cut)
+        for r in rolled.exclude(start__in=stale):
             key = {f: getattr(r, f) for f in GROUP_FIELDS}
             if by:
                 key["start"] = r.start if by == "hour" else floor_day(r.start)
             yield key, Sums().add(r)
-        rolled = sorted({h for h in have.values_list("start", flat=True).distinct() if h not in stale})
-    raw = UsageMetric.objects.filter(created_at__gte=since, created_at__lt=until)
-    for start, end in _ranges(rolled):
-        raw = raw.exclude(created_at__gte=start, created_at__lt=end)
-    yield from group(raw, by)
+        for start, end in _ranges(stale):
+            raw |= Q(created_at__gte=start, created_at__lt=end)
+    yield from group(UsageMetric.objects.filter(raw), by)
 
 
 def _ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:

@@ -45,6 +45,7 @@ class Job:
 
 JOBS: dict[str, Job] = {
     "roll_usage": Job("usage.rollups:roll_recent", 60),
+    "roll_history": Job("usage.rollups:roll_all", 86400),
     "evaluate_alerts": Job("usage.alerts:evaluate", 60),
     "retry_notifications": Job("usage.notify:retry_due", 30),
     "prune_job_runs": Job("usage.schedule:prune", 3600),

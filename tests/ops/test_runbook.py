@@ -117,10 +117,10 @@ def test_disable_streaming_and_the_circuit_breaker(server_with, emu, http, alice
 
 def test_a_migration_rolled_back_and_forward_while_the_server_runs(live_server, emu, http, alice, alice_key):
     plan = on_call("showmigrations", "usage", "flags")
-    assert "[X] 0004_ratelimitrefusal" in plan and "[X] 0002_flagchange" in plan
-    on_call("migrate", "usage", "0003")  # 6. roll back the newest migration
-    assert "[ ] 0004_ratelimitrefusal" in on_call("showmigrations", "usage")
+    assert "[X] 0006_job_runs" in plan and "[X] 0002_flagchange" in plan
+    on_call("migrate", "usage", "0005")  # 6. roll back the newest migration
+    assert "[ ] 0006_job_runs" in on_call("showmigrations", "usage")
     response, _ = chat(http, live_server.url, HELLO, alice_key)
     assert response.status_code == 200  # chat does not need the rolled-back table to answer
     on_call("migrate")  # and forward again
-    assert "[X] 0004_ratelimitrefusal" in on_call("showmigrations", "usage")
+    assert "[X] 0006_job_runs" in on_call("showmigrations", "usage")

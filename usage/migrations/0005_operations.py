@@ -49,23 +49,6 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.CreateModel(
-            name='JobRun',
-            fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=64)),
-                ('slot', models.BigIntegerField()),
-                ('runner', models.CharField(blank=True, default='', max_length=100)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('result', models.TextField(blank=True, default='')),
-                ('error', models.TextField(blank=True, default='')),
-            ],
-            options={
-                'db_table': 'usage_job_runs',
-                'ordering': ['-started_at'],
-            },
-        ),
-        migrations.CreateModel(
             name='Notification',
             fields=[
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
@@ -158,10 +141,6 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='alert',
             constraint=models.UniqueConstraint(condition=models.Q(('resolved_at', None)), fields=('key',), name='uniq_open_alert_per_key'),
-        ),
-        migrations.AddConstraint(
-            model_name='jobrun',
-            constraint=models.UniqueConstraint(fields=('name', 'slot'), name='uniq_job_slot'),
         ),
         migrations.AddField(
             model_name='notification',
