@@ -312,6 +312,8 @@ CHIMERA_ALERT_ERROR_RATE = float(envstr("CHIMERA_ALERT_ERROR_RATE", "0.05"))
 CHIMERA_ALERT_LATENCY_P95_MS = envint("CHIMERA_ALERT_LATENCY_P95_MS", 5000)
 CHIMERA_ALERT_COST_PER_HOUR = envstr("CHIMERA_ALERT_COST_PER_HOUR", "10")
 CHIMERA_ALERT_WEBHOOK_URL = envstr("CHIMERA_ALERT_WEBHOOK_URL")
+# GET /metrics (Prometheus) answers only `Authorization: Bearer <this>`; unset, it is off (404).
+CHIMERA_METRICS_TOKEN = envstr("CHIMERA_METRICS_TOKEN")
 
 # --- i18n, static ---------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
