@@ -298,3 +298,17 @@ def test_breakers_show_their_state_and_failures(client, settings):
     assert values[("chimera_breaker_state", frozenset({("provider", "google")}))] == 0
     assert values[("chimera_breaker_consecutive_failures", frozenset({("provider", "google")}))] == 1
     assert values[("chimera_breaker_state", frozenset({("provider", "anthropic")}))] == 0
+
+
+def test_a_breaker_past_its_cooldown_is_half_open(client, settings):
+    from providers.base import ProviderError
+    from providers.breaker import get_breaker
+
+    settings.CHIMERA_METRICS_TOKEN = TOKEN
+    settings.CHIMERA_CATALOG = {"breaker": {"threshold": 2, "cooldown_s": 0}}  # a probe may go at once
+    breaker = get_breaker()
+    for _ in range(2):
+        async_to_sync(breaker.record_failure)("anthropic", ProviderError("529 Overloaded", status=529))
+    values = samples(scrape(client).content.decode())
+    assert values[("chimera_breaker_state", frozenset({("provider", "anthropic")}))] == 1
+    assert values[("chimera_breaker_consecutive_failures", frozenset({("provider", "anthropic")}))] == 2
