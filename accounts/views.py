@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from accounts import apikeys
 from accounts.models import User
 from accounts.throttle import throttled
+from usage import personal
 
 
 class SignupForm(UserCreationForm):
@@ -51,4 +52,11 @@ def account_settings(request):
             _, new_key = apikeys.create_api_key(request.user, form.cleaned_data["name"])
             form = ApiKeyForm()
     keys = request.user.api_keys.all()
-    return render(request, "account/settings.html", {"form": form, "keys": keys, "new_key": new_key})
+    context = {
+        "form": form,
+        "keys": keys,
+        "new_key": new_key,
+        "month": personal.month(request.user),
+        "limits": personal.standing(request.user),
+    }
+    return render(request, "account/settings.html", context)

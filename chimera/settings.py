@@ -330,6 +330,8 @@ EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = 10
+# GET /metrics (Prometheus) answers only `Authorization: Bearer <this>`; unset, it is off (404).
+CHIMERA_METRICS_TOKEN = envstr("CHIMERA_METRICS_TOKEN")
 
 # --- i18n, static ---------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

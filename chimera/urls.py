@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from accounts.throttle import throttled
+from usage.metrics import metrics_view
 
 urlpatterns = [
     # Browsers ask for /favicon.ico on their own (a link rel=icon in base.html names the SVG).
@@ -15,6 +16,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("api/", include("chat.api_urls")),
     path("usage/", include("usage.urls")),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus; its own bearer token
     path("knowledge/", include("knowledge.urls")),
     path("", include("chat.urls")),
 ]

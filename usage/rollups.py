@@ -326,3 +326,45 @@ def total(pairs: Iterable[tuple[dict, Sums]]) -> Sums:
     for _, sums in pairs:
         out.add(sums)
     return out
+
+
+# The end of "everything": past any row's created_at (a row another process stamped a moment ahead).
+_FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def sums_all_time(now: datetime | None = None) -> Iterator[tuple[dict, Sums]]:
+    """Every usage row there is, per group (``/metrics``' all-time totals), in a few queries whatever
+    the length of the history: each day before yesterday's last hour from its daily rollup when that
+    counts exactly the raw rows the day has now, else from the raw rows; the rest by ``sums_between``
+    (hourly rollups, then raw rows). The check per day reads only the raw rows' ``created_at``.
+    """
+    now = now or timezone.now()
+    day_cut = floor_day(floor_hour(now) - timedelta(hours=1))
+    raw_days = {
+        row["day"]: row["n"]
+        for row in UsageMetric.objects.filter(created_at__lt=day_cut)
+        .annotate(day=TruncDay("created_at", tzinfo=UTC))
+        .order_by()
+        .values("day")
+        .annotate(n=Count("id"))
+    }
+    days = UsageRollup.objects.filter(period=UsageRollup.Period.DAY, start__lt=day_cut)
+    rolled = {row["start"]: row["n"] for row in days.order_by().values("start").annotate(n=Sum("requests"))}
+    whole = {day for day, n in rolled.items() if raw_days.get(day, 0) == n}
+    if whole:
+        for r in days:
+            if r.start in whole:
+                yield {f: getattr(r, f) for f in GROUP_FIELDS}, Sums().add(r)
+    behind = sorted(day for day in raw_days if day not in whole)
+    if behind:
+        spans: list[tuple[datetime, datetime]] = []
+        for day in behind:
+            if spans and spans[-1][1] == day:
+                spans[-1] = (spans[-1][0], day + timedelta(days=1))
+            else:
+                spans.append((day, day + timedelta(days=1)))
+        within = Q()
+        for start, end in spans:
+            within |= Q(created_at__gte=start, created_at__lt=end)
+        yield from group(UsageMetric.objects.filter(within))
+    yield from sums_between(day_cut, _FOREVER)

@@ -3,6 +3,7 @@
 - ``chat``: POST /api/chat/v2 (AI SDK UI message stream, or blocking JSON) and its resume URL.
 - ``conversations``: the conversation and message-tree API.
 - ``keys``: API keys.
+- ``usage``: the caller's own usage this month and what is left of their rate limits.
 
 Auth on every operation: ``Authorization: Bearer <api key>`` or the session (+ CSRF token).
 Errors: ``{"error": {"code", "message"[, "field"]}}`` (``chat.api.errors``).
@@ -50,7 +51,9 @@ errors.install(api)
 from chat.api.chat import router as chat_router  # noqa: E402
 from chat.api.conversations import router as conversations_router  # noqa: E402
 from chat.api.keys import router as keys_router  # noqa: E402
+from chat.api.usage import router as usage_router  # noqa: E402
 
 api.add_router("", chat_router)
 api.add_router("/conversations", conversations_router)
 api.add_router("/keys", keys_router)
+api.add_router("/usage", usage_router)

@@ -284,7 +284,8 @@ def test_staff_see_everyones_conversations_in_the_admin(client, staff, world):
     )
 
 
-def test_without_signing_in_nothing_is_served_but_the_doors(client, world):
+def test_without_signing_in_nothing_is_served_but_the_doors(client, world, settings):
+    settings.CHIMERA_METRICS_TOKEN = "matrix-metrics-token"  # /metrics on (off, it is a 404): 401 here
     for route in url_patterns():
         if route.startswith(PUBLIC) or route in ("api/",):
             continue
