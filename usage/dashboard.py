@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -205,15 +206,22 @@ def _local(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
 
 
+# What the picker sends (YYYY-MM-DDTHH:MM), seconds and an offset allowed; nothing looser (Python's
+# fromisoformat alone takes week dates and trailing NULs).
+_INSTANT = re.compile(
+    r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?)?(?:Z|[+-]\d\d:\d\d)?", re.ASCII
+)
+
+
 def _instant(raw: str, name: str) -> datetime:
-    raw = raw.strip()
     try:
-        if len(raw) > 40:
+        if not _INSTANT.fullmatch(raw):
             raise ValueError
         when = datetime.fromisoformat(raw)
     except ValueError:
+        shown = raw[:40] + ("…" if len(raw) > 40 else "")
         raise RangeError(
-            f"The {name} “{raw[:40]}” is not a date and time: use YYYY-MM-DDTHH:MM (UTC)."
+            f"The {name} “{shown}” is not a date and time: use YYYY-MM-DDTHH:MM (UTC)."
         ) from None
     if when.tzinfo is None:  # the picker's inputs are labelled UTC
         when = when.replace(tzinfo=UTC)
