@@ -162,6 +162,9 @@ class UsageMetricAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in UsageMetric._meta.fields] + ["user_link", "conversation_link"]
 
+    def has_add_permission(self, request) -> bool:
+        return False  # usage rows are written by the turns that spent the tokens
+
     @admin.display(description="Counts", ordering="output_estimated")
     def estimated(self, row: UsageMetric) -> str:
         """Which token counts the vendor reported and which were estimated (a broken attempt)."""

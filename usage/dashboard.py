@@ -193,7 +193,7 @@ class Window:
         """The query parameters that ask for this range again (the CSV links)."""
         if self.preset != "custom":
             return {"range": self.preset}
-        return {"range": "custom", "from": _local(self.since), "to": _local(self.until)}
+        return {"range": "custom", "from": local(self.since), "to": local(self.until)}
 
     def describe(self) -> str:
         if self.preset != "custom":
@@ -201,7 +201,7 @@ class Window:
         return f"{self.since:%Y-%m-%d %H:%M} to {self.until:%Y-%m-%d %H:%M} UTC"
 
 
-def _local(when: datetime) -> str:
+def local(when: datetime) -> str:
     """A UTC instant as an <input type="datetime-local"> value (minutes, the picker's precision)."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
 

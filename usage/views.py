@@ -46,7 +46,8 @@ def dashboard(request):
             **data.summary(window.since, window.until),
             "window": window,
             "presets": data.PRESETS,
-            "picked": {"range": window.preset, **window.params()},
+            # The custom inputs start from the range shown.
+            "picked": {"range": window.preset, "from": data.local(window.since), "to": data.local(window.until)},
             "charts": charts,
             "query": query,
             "providers": data.with_error_rates(providers),
