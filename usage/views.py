@@ -47,7 +47,11 @@ def dashboard(request):
             "window": window,
             "presets": data.PRESETS,
             # The custom inputs start from the range shown.
-            "picked": {"range": window.preset, "from": data.local(window.since), "to": data.local(window.until)},
+            "picked": {
+                "range": window.preset,
+                "from": data.local(window.since),
+                "to": data.local(window.until),
+            },
             "charts": charts,
             "query": query,
             "providers": data.with_error_rates(providers),
