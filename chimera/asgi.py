@@ -17,6 +17,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from chat import sweep  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from usage import schedule  # noqa: E402
 
 http_app = django_asgi_app
 if settings.DEBUG:
@@ -32,5 +33,8 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Answers whose process died are settled by every web process, from its start (chat/sweep.py).
+# Answers whose process died are settled by every web process, from its start (chat/sweep.py); the
+# background schedule (rollups, alerts, notification retries) runs in every web process too, each job
+# once per slot whoever runs it (usage/schedule.py): `make run` needs no beat, the Procfile's beat adds one.
 sweep.start()
+schedule.start()

@@ -205,9 +205,10 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE = {
-    "evaluate-alerts": {"task": "usage.tasks.evaluate_alerts", "schedule": 60.0},
-}
+# The beat's schedule is usage/schedule.py's table of jobs (chimera/celery.py), which each web process's
+# scheduler thread also runs (CHIMERA_SCHEDULER), in every layout; each job's slot runs once.
+CHIMERA_SCHEDULER = envbool("CHIMERA_SCHEDULER", True)
+CHIMERA_SCHEDULER_TICK_S = float(envstr("CHIMERA_SCHEDULER_TICK_S", "5"))
 
 # --- providers ------------------------------------------------------------------
 CHIMERA_EMULATOR_URL = envstr("CHIMERA_EMULATOR_URL").rstrip("/")
@@ -311,7 +312,24 @@ CHIMERA_AUTO_TITLES = envbool("CHIMERA_AUTO_TITLES", True)
 CHIMERA_ALERT_ERROR_RATE = float(envstr("CHIMERA_ALERT_ERROR_RATE", "0.05"))
 CHIMERA_ALERT_LATENCY_P95_MS = envint("CHIMERA_ALERT_LATENCY_P95_MS", 5000)
 CHIMERA_ALERT_COST_PER_HOUR = envstr("CHIMERA_ALERT_COST_PER_HOUR", "10")
-CHIMERA_ALERT_WEBHOOK_URL = envstr("CHIMERA_ALERT_WEBHOOK_URL")
+# Where alerts go (each rule lists its channels; a channel without its setting is skipped).
+# CHIMERA_ALERT_WEBHOOK_URL is the older name of the Slack webhook.
+CHIMERA_ALERT_SLACK_WEBHOOK_URL = envstr("CHIMERA_ALERT_SLACK_WEBHOOK_URL") or envstr(
+    "CHIMERA_ALERT_WEBHOOK_URL"
+)
+CHIMERA_ALERT_PAGERDUTY_ROUTING_KEY = envstr("CHIMERA_ALERT_PAGERDUTY_ROUTING_KEY")
+CHIMERA_ALERT_PAGERDUTY_URL = envstr("CHIMERA_ALERT_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
+CHIMERA_ALERT_EMAILS = [a.strip() for a in envstr("CHIMERA_ALERT_EMAILS").split(",") if a.strip()]
+# A failed notification is tried again after this many seconds, doubling each time (at most 10 minutes).
+CHIMERA_ALERT_RETRY_BASE_S = float(envstr("CHIMERA_ALERT_RETRY_BASE_S", "10"))
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "chimera@localhost")
+EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
 
 # --- i18n, static ---------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

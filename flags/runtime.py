@@ -69,7 +69,13 @@ def get_flags() -> dict[str, Any]:
         from flags.models import RuntimeFlags
 
         row = RuntimeFlags.objects.filter(pk=1).first()
-        _local["value"] = _merge(_defaults(), row.value if row else {})
+        value = _merge(_defaults(), row.value if row else {})
+        # Not a stored flag: the providers an open degradation incident takes out of the routes
+        # (usage/alerts.py), read here so every process learns of them as it learns of a flag change.
+        from usage.alerts import degraded_providers
+
+        value["providers"]["degraded"] = degraded_providers()
+        _local["value"] = value
         _local["version"] = version
     _local["at"] = now
     return _local["value"]

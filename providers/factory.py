@@ -163,9 +163,14 @@ class ModelFactory:
             return self._local(tier, configs, disabled)
 
         entries = [(p, m) for p, m in spec.route if p not in disabled]
+        # Providers an alert found degraded leave the route while their incident is open (usage/alerts.py),
+        # unless that would leave no direct provider: then the breaker decides, as before.
+        degraded = set(pflags.get("degraded") or ())
+        healthy = [(p, m) for p, m in entries if p not in degraded]
+        routed = healthy if any(p in configs for p, _ in healthy) else entries
         if spec.order == "flags":
             rank = {pflags.get("fallback"): 1, pflags.get("primary"): 0}
-            entries.sort(key=lambda e: rank.get(e[0], 2))
+            routed.sort(key=lambda e: rank.get(e[0], 2))
 
         choices: list[ModelChoice] = []
         gateway = configs.get(GATEWAY)
@@ -175,12 +180,12 @@ class ModelFactory:
             and flags.get("enableAIGateway", True)
             and GATEWAY not in disabled
         ):
-            for p, m in entries:
+            for p, m in routed:
                 model = catalog.model(p, m)
                 if model is not None and model.gateway_id:
                     choices.append(ModelChoice(GATEWAY, model.gateway_id, p, m, gateway, tier))
         # Direct providers follow the gateway ones: if the gateway itself is down, we still answer.
-        choices.extend(ModelChoice(p, m, p, m, configs[p], tier) for p, m in entries if p in configs)
+        choices.extend(ModelChoice(p, m, p, m, configs[p], tier) for p, m in routed if p in configs)
         if not choices and not any(p in configs for p, _ in spec.route):
             # Only the gateway has a key and its flag is off: the local model beats no answer.
             return self._local(tier, configs, disabled)

@@ -30,3 +30,5 @@ CHIMERA_AUTO_TITLES = False
 # The orphan sweep is a thread in each server process; in the test process it would write to the test
 # database behind the tests' backs. Live servers and the tests of the sweep turn it on (environment).
 CHIMERA_SWEEP_ORPHANS = envbool("CHIMERA_SWEEP_ORPHANS", False)  # noqa: F405
+# The background schedule runs only where a test asks for it (usage/schedule.py).
+CHIMERA_SCHEDULER = envbool("CHIMERA_SCHEDULER", False)  # noqa: F405

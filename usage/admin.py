@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
+from django import forms
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -19,7 +20,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from usage.alerts import ensure_rules
 from usage.models import Alert, AlertRule, JobRun, Notification, UsageMetric
+from usage.notify import SENDERS
 from usage.rollups import MICRO
 
 
@@ -338,9 +341,43 @@ class NotificationInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class AlertRuleForm(forms.ModelForm):
+    class Meta:
+        model = AlertRule
+        fields = ("name", "threshold", "window_minutes", "min_requests", "severity", "channels", "enabled")
+
+    def clean_channels(self):
+        channels = self.cleaned_data["channels"]
+        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+            raise forms.ValidationError('A list of channels, e.g. ["slack", "email"].')
+        unknown = sorted(set(channels) - set(SENDERS))
+        if unknown:
+            raise forms.ValidationError(
+                f"Unknown channel {', '.join(unknown)}: use {', '.join(sorted(SENDERS))}."
+            )
+        return list(dict.fromkeys(channels))
+
+    def clean_threshold(self):
+        threshold = self.cleaned_data["threshold"]
+        if threshold < 0:
+            raise forms.ValidationError("The threshold must be at least 0.")
+        kind = self.instance.kind
+        if kind in (AlertRule.Kind.ERROR_RATE, AlertRule.Kind.PROVIDER_ERRORS) and threshold > 1:
+            raise forms.ValidationError("A rate is a fraction between 0 and 1 (0.05 is 5 %).")
+        return threshold
+
+    def clean_window_minutes(self):
+        minutes = self.cleaned_data["window_minutes"]
+        if not 1 <= minutes <= 24 * 60:
+            raise forms.ValidationError("The window is between 1 minute and 24 hours (1440).")
+        return minutes
+
+
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
     """The alert rules, editable: threshold, window, severity, channels, on/off."""
+
+    form = AlertRuleForm
 
     list_display = (
         "name",
@@ -355,8 +392,12 @@ class AlertRuleAdmin(admin.ModelAdmin):
     list_editable = ("threshold", "window_minutes", "severity", "enabled")
     readonly_fields = ("kind", "updated_at")
 
+    def get_queryset(self, request):
+        ensure_rules()  # the defaults exist before anybody evaluated them
+        return super().get_queryset(request)
+
     def has_add_permission(self, request) -> bool:
-        return False  # one rule per kind, created by the migration; edit them, switch them off
+        return False  # one rule per kind (usage.alerts.ensure_rules); edit them, switch them off
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

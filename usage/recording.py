@@ -10,13 +10,14 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from providers.events import AttemptFinished, Usage
 from usage.models import UsageMetric
 
 log = logging.getLogger(__name__)
+MICRODOLLAR = Decimal("0.000001")  # the usage table's cost_usd has six decimal places
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +26,19 @@ class PricedAttempt:
     cost: Decimal | None  # USD; None: the model has no price (never a silent $0)
 
 
+def stored(cost: Decimal | None) -> Decimal | None:
+    """A cost as the usage table keeps it: to the millionth of a dollar (PostgreSQL rounds half up;
+    SQLite would keep every digit, so the rounding is done here, the same for both)."""
+    return None if cost is None else cost.quantize(MICRODOLLAR, ROUND_HALF_UP)
+
+
 def attempt_cost(attempt: AttemptFinished) -> Decimal | None:
     """What the attempt cost in USD; a cache hit costs nothing. None: the model has no price."""
     if attempt.cache_hit:
         return Decimal("0")
     from providers.catalog import cost_of
 
-    return cost_of(attempt.provider, attempt.model, attempt.usage)
+    return stored(cost_of(attempt.provider, attempt.model, attempt.usage))
 
 
 def _saved(attempt: AttemptFinished) -> Decimal | None:
@@ -40,7 +47,7 @@ def _saved(attempt: AttemptFinished) -> Decimal | None:
         return None
     from providers.catalog import cost_of
 
-    return cost_of(attempt.provider, attempt.model, attempt.usage)
+    return stored(cost_of(attempt.provider, attempt.model, attempt.usage))
 
 
 def price(attempts: Iterable[AttemptFinished]) -> list[PricedAttempt]:

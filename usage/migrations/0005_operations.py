@@ -2,43 +2,20 @@
 
 import django.db.models.deletion
 import uuid
-from decimal import Decimal
-
-from django.conf import settings
 from django.db import migrations, models
 from django.db.models import OuterRef, Subquery
 
 
 def close_old_alerts_and_seed(apps, schema_editor):
-    """Alerts from before incidents had an end are closed where they were; the spec's rules are
-    created with this server's thresholds; usage rows get their account's plan."""
+    """Alerts from before incidents had an end are closed where they were; usage rows get their
+    account's plan. (The rules are created by usage.alerts.ensure_rules, on first use.)"""
     Alert = apps.get_model("usage", "Alert")
-    AlertRule = apps.get_model("usage", "AlertRule")
     UsageMetric = apps.get_model("usage", "UsageMetric")
     User = apps.get_model("accounts", "User")
     for alert in Alert.objects.filter(resolved_at=None):
         alert.resolved_at = alert.created_at
         alert.resolved_message = "closed when alerts became incidents"
         alert.save(update_fields=["resolved_at", "resolved_message"])
-    rules = [
-        ("error_rate", "High Error Rate", str(getattr(settings, "CHIMERA_ALERT_ERROR_RATE", 0.05)), 5, "critical"),
-        ("cost", "Cost Spike", str(getattr(settings, "CHIMERA_ALERT_COST_PER_HOUR", "10")), 60, "warning"),
-        ("latency_p95", "Slow Responses", str(getattr(settings, "CHIMERA_ALERT_LATENCY_P95_MS", 5000)), 10, "warning"),
-        ("provider_errors", "Provider Degradation", "0.10", 5, "critical"),
-        ("unpriced", "Unpriced Model", "0", 60, "warning"),
-    ]
-    for kind, name, threshold, window, severity in rules:
-        AlertRule.objects.get_or_create(
-            kind=kind,
-            defaults=dict(
-                name=name,
-                threshold=Decimal(threshold),
-                window_minutes=window,
-                severity=severity,
-                channels=["slack", "pagerduty", "email"] if severity == "critical" else ["slack", "email"],
-                min_requests=10 if kind in ("error_rate", "latency_p95", "provider_errors") else 0,
-            ),
-        )
     UsageMetric.objects.filter(user_tier="").update(
         user_tier=Subquery(User.objects.filter(pk=OuterRef("user_id")).values("tier")[:1])
     )
