@@ -3,6 +3,7 @@ conversation with links between them and the rows; staff only."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -10,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.db import connections
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
@@ -220,7 +222,18 @@ def test_the_cost_review_is_for_staff_only(client, django_user_model, alice, usa
         assert client.get(url).status_code == 403
 
 
+@pytest.fixture
+async def _close_executor_connections():
+    """The request and the export's pages ran the ORM in executor threads whose connections outlive
+    the test: close them so the test database can be flushed and dropped."""
+    yield
+    await sync_to_async(connections.close_all)()
+    for executor in list(SyncToAsync.context_to_thread_executor.values()):
+        await asyncio.wrap_future(executor.submit(connections.close_all))
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_close_executor_connections")
 async def test_under_asgi_the_export_is_streamed_page_by_page(async_client, staff, usage, monkeypatch):
     """Daphne serves Chimera: there the rows come from an async iterator, a page per query."""
     monkeypatch.setattr(usage_admin, "EXPORT_BATCH", 4)
@@ -230,7 +243,5 @@ async def test_under_asgi_the_export_is_streamed_page_by_page(async_client, staf
     chunks = [chunk async for chunk in response.streaming_content]
     assert len(chunks) == 1 + 5  # the header, then bob's five rows
     rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
-    ids = await sync_to_async(
-        lambda: {str(pk) for pk in UsageMetric.objects.filter(user_tier="pro").values_list("id", flat=True)}
-    )()
-    assert {r["id"] for r in rows} == ids
+    pro = UsageMetric.objects.filter(user_tier="pro").values_list("id", flat=True)
+    assert {r["id"] for r in rows} == {str(pk) for pk in await sync_to_async(list)(pro)}
