@@ -257,7 +257,9 @@ class UsageMetricAdmin(admin.ModelAdmin):
         field = "user_id" if by == "user" else "conversation_id"
         groups = (
             rows.order_by()
-            .values(field, *(["user__username"] if by == "user" else []))
+            # A conversation is one person's: grouping by its person too splits nothing but the
+            # rows without a conversation.
+            .values(*dict.fromkeys((field, "user_id", "user__username")))
             .annotate(
                 requests=Count("id"),
                 tokens=Coalesce(Sum("input_tokens"), 0) + Coalesce(Sum("output_tokens"), 0),
@@ -265,33 +267,45 @@ class UsageMetricAdmin(admin.ModelAdmin):
                 saved=Sum("saved_cost_usd"),
                 errors=Count("id", filter=~Q(error="")),
             )
-            .order_by(F("cost").desc(nulls_last=True), "-requests", field)
+            .order_by(F("cost").desc(nulls_last=True), "-requests", field, "user_id")
         )
         # The filters kept, without the grouping filter this page sets itself.
         param = "user__id__exact" if by == "user" else "conversation_id__exact"
         kept = request.GET.copy()
         kept.pop(param, None)
         changelist = reverse("admin:usage_usagemetric_changelist")
+        by_conversation = reverse("admin:usage_usagemetric_by_conversation")
+
+        def url(base: str, **params: str) -> str:
+            query = kept.copy()
+            for name, value in params.items():
+                query[name] = value
+            return f"{base}?{query.urlencode()}"
+
         lines = []
         for g in groups[:COST_BY_LIMIT]:
-            key = g[field]
-            query = kept.copy()
-            if key is None:
-                query["conversation_id__isnull"] = "True"
-            else:
-                query[param] = str(key)
+            key, person = g[field], g["user_id"]
             if by == "user":
                 subject_url = reverse("admin:accounts_user_change", args=[key])
                 subject = g["user__username"]
+                rows_url = url(changelist, **{param: str(key)})
             else:
                 subject_url = reverse("admin:chat_conversation_change", args=[key]) if key else ""
                 subject = str(key) if key else "(no conversation)"
+                rows_url = url(
+                    changelist,
+                    user__id__exact=str(person),
+                    **({param: str(key)} if key else {"conversation_id__isnull": "True"}),
+                )
             lines.append(
                 {
                     "key": key,
                     "subject": subject,
                     "subject_url": subject_url,
-                    "rows_url": f"{changelist}?{query.urlencode()}",
+                    "rows_url": rows_url,
+                    "person": g["user__username"],
+                    # The person's conversations, costliest first (the same filters).
+                    "conversations_url": url(by_conversation, user__id__exact=str(person)),
                     "requests": g["requests"],
                     "tokens": g["tokens"],
                     "cost_usd": Decimal(g["cost"] or 0).quantize(MICRO),

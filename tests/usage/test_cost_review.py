@@ -165,6 +165,13 @@ def test_cost_by_person_links_to_their_rows_and_back(client, staff, alice, bob_p
         rows_page = client.get(line["rows_url"])
         assert rows_page.status_code == 200 and rows_page.context_data["cl"].result_count == mine.count()
         assert totals_on(rows_page.content.decode())["cost_usd"] == str(line["cost_usd"])
+    # From a person to the cost of each of their conversations.
+    alices = client.get(lines[1]["conversations_url"]).context_data["lines"]
+    assert {line["subject"]: line["cost_usd"] for line in alices} == {
+        str(usage["poem"].id): Decimal("0.002468"),
+        str(usage["trip"].id): Decimal("0.000651"),
+    }
+    assert {line["person"] for line in alices} == {"alice"}
     # The filters in force are kept: cost per person of groq only, and its links keep it.
     only_groq = client.get(reverse("admin:usage_usagemetric_by_user") + "?provider__exact=groq").context_data
     assert {line["subject"]: line["requests"] for line in only_groq["lines"]} == {"alice": 6, "bob": 1}
@@ -186,6 +193,10 @@ def test_cost_by_conversation_links_to_its_rows_and_the_conversation(client, sta
     rows_page = client.get(line["rows_url"])
     assert rows_page.context_data["cl"].result_count == 4
     assert client.get(lines["(no conversation)"]["rows_url"]).context_data["cl"].result_count == 1
+    # From a conversation to its person's other conversations.
+    assert line["person"] == "alice"
+    theirs = client.get(line["conversations_url"]).context_data["lines"]
+    assert {t["subject"] for t in theirs} == {str(trip.id), str(usage["poem"].id)}
     page = response.content.decode()
     assert "Trip to Lisbon" in page and 'data-testid="rows-link"' in page
 
