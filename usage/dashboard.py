@@ -173,7 +173,7 @@ class Window:
 
     since: datetime
     until: datetime
-    preset: str  # one of PRESETS, or "custom"
+    preset: str  # one of PRESETS, "custom", or "<N>h" (the older ?hours=N)
 
     @property
     def bucket(self) -> str:
@@ -191,9 +191,11 @@ class Window:
 
     def params(self) -> dict[str, str]:
         """The query parameters that ask for this range again (the CSV links)."""
-        if self.preset != "custom":
+        if self.preset in PRESETS:
             return {"range": self.preset}
-        return {"range": "custom", "from": local(self.since), "to": local(self.until)}
+        if self.preset == "custom":
+            return {"range": "custom", "from": local(self.since), "to": local(self.until)}
+        return {"hours": str(round((self.until - self.since) / timedelta(hours=1)))}  # the older hours=N
 
     def describe(self) -> str:
         if self.preset != "custom":
@@ -218,14 +220,14 @@ def _instant(raw: str, name: str) -> datetime:
         if not _INSTANT.fullmatch(raw):
             raise ValueError
         when = datetime.fromisoformat(raw)
-    except ValueError:
+        if when.tzinfo is None:  # the picker's inputs are labelled UTC
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         shown = raw[:40] + ("…" if len(raw) > 40 else "")
         raise RangeError(
             f"The {name} “{shown}” is not a date and time: use YYYY-MM-DDTHH:MM (UTC)."
         ) from None
-    if when.tzinfo is None:  # the picker's inputs are labelled UTC
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
 
 
 def parse_window(params: Mapping[str, str], now: datetime | None = None) -> Window:

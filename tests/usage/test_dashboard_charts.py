@@ -168,6 +168,8 @@ def test_a_custom_range_shows_the_hours_asked_for_and_its_csv_keeps_them(staff_c
         ({"range": "custom", "from": "9999-12-31T23:59", "to": "9999-12-31T23:59"}, "in the future"),
         ({"range": "custom", "from": "0001-01-01T00:00", "to": "9999-01-01T00:30"}, "at most 366 days"),
         ({"range": "custom", "from": "2025-W01-1", "to": "2025-01-01T00:00"}, "is not a date and time"),
+        ({"range": "custom", "from": "2025-01-01T00:00", "to": "9999-12-31T23:59-05:00"}, "is not a date"),
+        ({"range": "custom", "from": "0001-01-01T00:00+05:00", "to": "2025-01-01T00:00"}, "is not a date"),
         ({"range": "custom", "from": "2025-01-01T00:00", "to": "2025-01-01T25:00"}, "is not a date and time"),
         ({"range": "custom", "from": "2" * 5000, "to": "2025-01-01T00:00"}, "is not a date and time"),
         ({"range": "custom", "from": "2025-01-01T00:00\x00", "to": "2025-01-01T01:00"}, "is not a date"),
@@ -181,6 +183,23 @@ def test_a_bad_range_answers_400_with_a_message_never_a_500(staff_client, params
     assert 'data-testid="range-form"' in page  # the picker is there to try again
     as_csv = staff_client.get(URL, {**params, "format": "csv", "chart": "cost"})
     assert as_csv.status_code == 400 and message in as_csv.content.decode()
+
+
+@pytest.mark.parametrize("hours", ["abc", "²", "99999999999999999999999", "-1", "0", "721"])
+def test_the_older_hours_parameter_still_works_and_falls_back_on_nonsense(staff_client, hours):
+    response = staff_client.get(URL, {"hours": hours})
+    assert response.status_code == 200 and response.context["window"].preset == dashboard.DEFAULT_PRESET
+
+
+def test_the_older_hours_parameter_keeps_its_range_in_the_csv_links(staff_client, alice):
+    add_rows(alice, 2, timezone.now() - timedelta(hours=5, minutes=30))
+    add_rows(alice, 3, timezone.now() - timedelta(hours=7, minutes=30))
+    response = staff_client.get(URL, {"hours": "6"})
+    assert response.context["window"].until - response.context["window"].since == timedelta(hours=6)
+    [link] = [c.csv_url for c in response.context["charts"] if c.name == "tokens"]
+    assert link.startswith("?hours=6&")
+    rows = list(csv.DictReader(io.StringIO(staff_client.get(URL + link).content.decode())))
+    assert sum(int(r["requests"]) for r in rows) == 2
 
 
 def test_an_unknown_chart_has_no_csv(staff_client):
