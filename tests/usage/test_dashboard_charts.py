@@ -339,3 +339,13 @@ def test_an_empty_range_says_so_instead_of_drawing(staff_client):
     page = staff_client.get(URL, {"range": "1h"}).content.decode()
     assert page.count("No usage in this range.") >= len(dashboard.CHARTS)
     assert "<canvas" not in page
+
+
+@pytest.mark.parametrize(
+    ("start", "end"), [("0001-01-01T00:00", "0001-01-03T00:00"), ("1999-12-31T23:00", "2000-01-01T01:00")]
+)
+def test_a_range_long_ago_shows_nothing_rather_than_failing(staff_client, alice, start, end):
+    add_rows(alice, 1, timezone.now() - timedelta(minutes=5))
+    response = staff_client.get(URL, {"range": "custom", "from": start, "to": end})
+    assert response.status_code == 200 and response.context["requests"] == 0
+    assert read_csv(staff_client, "cost", range="custom", **{"from": start, "to": end}) == []
