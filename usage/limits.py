@@ -75,6 +75,34 @@ def limit_for(user, flags) -> tuple[Window, ...] | None:
     )
 
 
+class CountersDown(Exception):
+    """The counters' store (Redis) is unreachable, or answered without a count."""
+
+
+def count(user, window: Window, *, increment: bool) -> dict:
+    """The person's django-ratelimit counter for ``window`` (one message counted when ``increment``;
+    read only otherwise): its ``count``, ``time_left`` and ``should_limit``. Raises CountersDown."""
+    # django-ratelimit works on a request; the WebSocket has none, so give it the user.
+    request = HttpRequest()
+    request.method = "POST"
+    request.user = user
+    try:
+        usage = get_usage(
+            request,
+            group=f"{GROUP}.{window.name}",
+            key="user",
+            rate=f"{window.limit}/{window.period_s}s",
+            method="POST",
+            increment=increment,
+        )
+    except Exception as exc:  # the counters' store (Redis) is unreachable
+        raise CountersDown(str(exc)) from exc
+    if not usage or (usage["limit"] == 0 and usage["time_left"] == -1):
+        # django-ratelimit's answer when the cache took the call but no count came back.
+        raise CountersDown("the cache returned no count")
+    return usage
+
+
 def check_sync(user, windows: tuple[Window, ...]) -> tuple[int, Quota | None]:
     """Counts one message in each window, the burst window first (a message it refuses does not
     use up the quota). Returns (0, where the person stands) when allowed, else (seconds until the
@@ -83,26 +111,12 @@ def check_sync(user, windows: tuple[Window, ...]) -> tuple[int, Quota | None]:
     The counters are django-ratelimit's fixed windows on the shared cache (Redis), each counted with
     one atomic increment, so any number of processes admit exactly ``limit`` per window. At a
     window's edge up to twice a burst can pass within a short time; the quota bounds the day."""
-    # django-ratelimit works on a request; the WebSocket has none, so give it the user.
-    request = HttpRequest()
-    request.method = "POST"
-    request.user = user
     standing: list[Quota] = []
     for window in windows:
         try:
-            usage = get_usage(
-                request,
-                group=f"{GROUP}.{window.name}",
-                key="user",
-                rate=f"{window.limit}/{window.period_s}s",
-                method="POST",
-                increment=True,
-            )
-        except Exception as exc:  # the counters' store (Redis) is unreachable
+            usage = count(user, window, increment=True)
+        except CountersDown as exc:
             return _unavailable(str(exc)), None
-        if not usage or (usage["limit"] == 0 and usage["time_left"] == -1):
-            # django-ratelimit's answer when the cache took the call but no count came back.
-            return _unavailable("the cache returned no count"), None
         reset = max(1, int(usage["time_left"]))
         quota = Quota(window.limit, max(0, window.limit - int(usage["count"])), reset)
         if usage["should_limit"]:

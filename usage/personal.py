@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.http import HttpRequest
 from django.utils import timezone
-from django_ratelimit.core import get_usage
 
 from flags.runtime import get_flags
 from usage import limits, rollups
@@ -107,29 +105,17 @@ class Limits:
 
 
 def standing(user) -> Limits:
-    """Where ``user`` stands in each rate-limit window, read without counting a message: the same
-    django-ratelimit counters ``limits.check_sync`` increments, read with ``increment=False``."""
+    """Where ``user`` stands in each rate-limit window, read without counting a message: the
+    counters ``limits.check_sync`` increments, read with ``increment=False``."""
     plan = getattr(user, "tier", "free")
     windows = limits.limit_for(user, get_flags())
     if windows is None:
         return Limits("off", plan, [])
-    request = HttpRequest()
-    request.method = "POST"  # check_sync counts POSTs; the counters' key includes the method
-    request.user = user
     out: list[Standing] = []
     for window in windows:
         try:
-            usage = get_usage(
-                request,
-                group=f"{limits.GROUP}.{window.name}",
-                key="user",
-                rate=f"{window.limit}/{window.period_s}s",
-                method="POST",
-                increment=False,
-            )
-        except Exception:  # the counters' store (Redis) is unreachable
-            return Limits("unavailable", plan, [])
-        if not usage or (usage["limit"] == 0 and usage["time_left"] == -1):
+            usage = limits.count(user, window, increment=False)
+        except limits.CountersDown:
             return Limits("unavailable", plan, [])
         out.append(
             Standing(
