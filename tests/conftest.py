@@ -169,10 +169,9 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_live_server(emulator_url: str, extra_env: dict[str, str] | None = None) -> LiveServer:
-    port = free_port()
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"chimera-live-{port}.log"
-    env = {
+def server_env(emulator_url: str, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a server process on the test database, its providers the emulator."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": _database_url(),
@@ -186,6 +185,12 @@ def start_live_server(emulator_url: str, extra_env: dict[str, str] | None = None
         "AI_GATEWAY_API_KEY": "",
         **(extra_env or {}),
     }
+
+
+def start_live_server(emulator_url: str, extra_env: dict[str, str] | None = None) -> LiveServer:
+    port = free_port()
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"chimera-live-{port}.log"
+    env = server_env(emulator_url, extra_env)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chimera.asgi:application"],
