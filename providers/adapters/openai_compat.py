@@ -71,6 +71,11 @@ class OpenAICompatProvider(Provider):
 
         finish: str | None = None
         tools: dict[int, list[Any]] = {}  # index -> [id, name, [argument pieces]]
+        # Chunks that arrive together (one network read: under load they queue up) go on as one
+        # event: one router step, one frame, one wake-up per subscriber instead of one per chunk.
+        # Text and thinking are kept apart and in order: one of them is pending at a time.
+        text: list[str] = []
+        thought: list[str] = []
         try:
             yield ACCEPTED  # the vendor took the request: it bills it, whatever happens next
             received = response.http_response.aiter_bytes()
@@ -103,19 +108,36 @@ class OpenAICompatProvider(Provider):
                         reasoning = delta.get("reasoning") or delta.get("reasoning_content")
                         if reasoning:
                             deadline.has_content = True
-                            yield ReasoningDelta(reasoning)
+                            if text:
+                                yield TextDelta("".join(text))
+                                text.clear()
+                            thought.append(reasoning)
                         content = delta.get("content")
                         if content:
                             deadline.has_content = True
-                            yield TextDelta(content)
+                            if thought:
+                                yield ReasoningDelta("".join(thought))
+                                thought.clear()
+                            text.append(content)
                         if delta.get("tool_calls"):
                             deadline.has_content = True
+                            for event in _flush(text, thought):
+                                yield event
                             for call_id, name, piece in _add_tool_call_pieces(tools, delta["tool_calls"]):
                                 yield ToolInputDelta(call_id, name, piece)
                         if choice.get("finish_reason"):
                             finish = _FINISH_REASONS.get(choice["finish_reason"], "other")
                     if chunk.get("usage"):
+                        for event in _flush(text, thought):
+                            yield event
                         yield _map_usage(chunk["usage"])  # before the end: a cut after it keeps it
+                # The read is used up: what it brought goes on before the next wait.
+                if thought:
+                    yield ReasoningDelta("".join(thought))
+                    thought.clear()
+                if text:
+                    yield TextDelta("".join(text))
+                    text.clear()
             if finish is None:
                 raise ProviderError(
                     "stream cut: the stream ended without a finish_reason",
@@ -127,8 +149,12 @@ class OpenAICompatProvider(Provider):
                 yield ToolCall(id=call_id, name=name, args=tool_args(self.config.name, name, "".join(pieces)))
             yield Finish(finish)
         except ProviderError:
+            for event in _flush(text, thought):  # what came before the break is the answer's
+                yield event
             raise
         except Exception as err:
+            for event in _flush(text, thought):
+                yield event
             raise self._map_error(err, streaming=True) from err
         finally:
             with contextlib.suppress(Exception):
@@ -223,6 +249,18 @@ def _params(request: ProviderRequest) -> dict[str, Any]:
     if request.trace_id:
         params["extra_headers"] = {"x-trace-id": request.trace_id}
     return params
+
+
+def _flush(text: list[str], thought: list[str]) -> list[Event]:
+    """The pending thinking or text (one of them at most) as one event, and nothing pending after."""
+    out: list[Event] = []
+    if thought:
+        out.append(ReasoningDelta("".join(thought)))
+        thought.clear()
+    if text:
+        out.append(TextDelta("".join(text)))
+        text.clear()
+    return out
 
 
 def _sse_data(event: bytes) -> bytes | None:

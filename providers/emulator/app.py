@@ -65,7 +65,8 @@ without the wire's end marker (no finish chunk / ``[DONE]`` / ``message_stop``);
 - ``DELETE /_control/faults``: clear all faults and runtime timing overrides.
 - ``GET /_control/faults``: the active faults.
 - ``POST /_control/timing`` ``{"provider": "*"|name, "ttft_ms": .., "chunk_ms": .., "chunks": ..}``:
-  change timing at runtime (``chunks`` fixes the number of content tokens).
+  change timing at runtime (``chunks`` fixes the number of content tokens; ``chunk_ms`` 0 sends all
+  but the first token in one write).
 - ``GET /_control/requests``: the request log, newest last (method, path, provider,
   model, headers with credentials redacted, JSON body, outcome: status, fault,
   tokens_sent, finished, and ``billed``: what this vendor bills for the request —
@@ -564,19 +565,28 @@ class _SSEStream:
         ttft = self.timing.ttft_ms / 1000
         gap = self.timing.chunk_ms / 1000
         after = self.fault.after_tokens if self.fault else -1
+        # chunk_ms 0 and no fault: after the first token the rest comes in one write, as from a vendor
+        # or proxy that buffers (a client then reads many chunks at once).
+        burst: list[bytes] | None = [] if gap == 0 and self.fault is None else None
         sent = 0
         for frame, is_token in plan.frames:
             if is_token:
                 if sent == after and await self._apply_fault(send, gone):
                     return
-                await asyncio.sleep(ttft if sent == 0 else gap)
+                if sent == 0 or burst is None:
+                    await asyncio.sleep(ttft if sent == 0 else gap)
                 if gone.is_set():
                     return
                 sent += 1
                 outcome["tokens_sent"] = sent
                 billed["output_tokens"] = sent if plan.tool is None else sent * 4
                 billed["reasoning_tokens"] = min(sent, plan.reasoning_count)
+            if burst is not None and sent > 1:
+                burst.append(frame)
+                continue
             await send({"type": "http.response.body", "body": frame, "more_body": True})
+        if burst:
+            await send({"type": "http.response.body", "body": b"".join(burst), "more_body": True})
         if self.fault is not None and await self._apply_fault(send, gone):
             return
         counts = plan.counts

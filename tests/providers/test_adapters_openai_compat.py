@@ -45,7 +45,7 @@ async def test_it_makes_exactly_one_request_per_attempt_because_sdk_retries_are_
     assert len(emu.requests()) == 1
 
 
-async def test_it_reads_groq_style_reasoning_and_counts_reasoning_tokens(emulated_provider):
+async def test_it_reads_groq_style_reasoning_and_counts_reasoning_tokens(emu, emulated_provider):
     request = ProviderRequest(
         "openai/gpt-oss-120b", (ChatMessage("user", "Why do cats purr?"),), reasoning=True
     )
@@ -55,8 +55,9 @@ async def test_it_reads_groq_style_reasoning_and_counts_reasoning_tokens(emulate
     assert error is None
     reasoning = [e for e in events if isinstance(e, ReasoningDelta)]
     usage = [e for e in events if isinstance(e, Usage)][-1]  # the final counts
-    assert reasoning and usage.reasoning_tokens == len(reasoning)
-    assert usage.output_tokens == len(reasoning) + sum(isinstance(e, TextDelta) for e in events)
+    [sent] = emu.requests()
+    assert reasoning and usage.reasoning_tokens == sent["outcome"]["billed"]["reasoning_tokens"] > 0
+    assert usage.output_tokens == sent["outcome"]["billed"]["output_tokens"] > usage.reasoning_tokens
 
 
 async def test_it_assembles_a_tool_call_streamed_in_pieces(emulated_provider):
@@ -82,3 +83,34 @@ async def test_it_serves_any_openai_compatible_provider_by_name(emu, emulated_pr
 
     assert error is None and isinstance(events[-1], Finish)
     assert emu.requests()[-1]["path"] == "/local/v1/chat/completions"
+
+
+async def test_chunks_that_arrive_together_go_on_as_one_event_and_in_order(emu, emulated_provider):
+    """Thinking and text read in one network read are one event each (one router step, one frame
+    downstream), in the order they came; nothing is lost or doubled."""
+    request = ProviderRequest(
+        "openai/gpt-oss-120b", (ChatMessage("user", "Why do cats purr?"),), reasoning=True
+    )
+    emu.timing(provider="groq", ttft_ms=1, chunk_ms=15, chunks=30)
+    spread, error = await collect(emulated_provider("groq"), request)
+    assert error is None
+    emu.timing(provider="groq", ttft_ms=1, chunk_ms=0, chunks=30)  # all but the first token in one write
+    together, error = await collect(emulated_provider("groq"), request)
+    assert error is None
+
+    def kinds(events):
+        out = []
+        for e in events:
+            if type(e) in (TextDelta, ReasoningDelta) and (not out or out[-1] is not type(e)):
+                out.append(type(e))
+        return out
+
+    def joined(events, kind):
+        return "".join(e.text for e in events if type(e) is kind)
+
+    for kind in (TextDelta, ReasoningDelta):
+        assert joined(together, kind) == joined(spread, kind) and joined(spread, kind)
+    assert kinds(together) == kinds(spread) == [ReasoningDelta, TextDelta]
+    pieces = [e for e in together if type(e) in (TextDelta, ReasoningDelta)]
+    assert len(pieces) <= 3  # the first token, then the rest as thinking and as text
+    assert len([e for e in spread if type(e) in (TextDelta, ReasoningDelta)]) > 10
