@@ -28,3 +28,4 @@ class ChimeraConfig(AppConfig):
 
     def ready(self) -> None:
         connection_created.connect(_sqlite_private, dispatch_uid="chimera.sqlite_private")
+        from chimera import middleware  # noqa: F401  (registers its system check)

@@ -110,3 +110,24 @@ def test_the_sqlite_file_is_readable_by_its_owner_only(tmp_path):
     finally:
         wrapper.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_deploy_check_sees_our_middleware_and_misses_none(settings):
+    """Django's security.W001-W003 look for its own dotted paths; ours checks the classes instead."""
+    from chimera.middleware import middleware_in_place
+
+    assert middleware_in_place(None) == []
+    settings.MIDDLEWARE = [
+        m
+        for m in settings.MIDDLEWARE
+        if m not in ("chimera.middleware.Csrf", "chimera.middleware.FrameOptions")
+    ]
+    assert sorted(w.id for w in middleware_in_place(None)) == [
+        "chimera.security.W002",
+        "chimera.security.W003",
+    ]
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.middleware.csrf.CsrfViewMiddleware",
+    ]  # Django's own counts
+    assert [w.id for w in middleware_in_place(None)] == ["chimera.security.W002"]
