@@ -110,9 +110,16 @@ class Harness:
     ) -> Phase:
         stack = self.stack
         sockets: list[clients.PageSocket] = []
+        refused: dict[int, BaseException] = {}
         if side == "ws":
             sockets = [clients.PageSocket(stack.url, stack.session) for _ in range(concurrency)]
-            await asyncio.gather(*(s.__aenter__() for s in sockets))
+            opened = await asyncio.gather(*(s.__aenter__() for s in sockets), return_exceptions=True)
+            # A tab whose socket was refused counts its turns as errors; the phase goes on.
+            refused = {i: err for i, err in enumerate(opened) if isinstance(err, BaseException)}
+            if refused:
+                self.log(
+                    f"    {len(refused)} of {concurrency} page sockets refused: {next(iter(refused.values()))!r}"
+                )
         open_streams = 0
         state = {"max_open": 0, "rss_peak": 0}
 
@@ -124,6 +131,11 @@ class Harness:
                 if side == "direct":
                     return await clients.direct(self.direct_client, stack.emulator_url, prompt)
                 if side == "ws":
+                    if worker in refused:
+                        err = refused[worker]
+                        return Sample(
+                            "ws", prompt, time.perf_counter(), error=f"socket not opened: {err!r}"[:300]
+                        )
                     return await sockets[worker].turn(prompt)
                 if side == "relay":
                     return await clients.sse(
