@@ -324,7 +324,7 @@ def render(
             s = st[side]
             kinds = ", ".join(f"{k} {v:.1f}" for k, v in s["queries"].items() if v >= 0.05) or "-"
             share = _f(_ratio(s["cpu_ms"], relay_cpu), 2) if side in chimera_sides else "-"
-            sql = _f(s["queries_total"]) if side in chimera_sides else "-"
+            sql = "-" if side == "relay" else _f(s["queries_total"])  # direct: Chimera's daphne between turns
             w(f"| {SIDE_NAMES[side]} | {c} | {_f(s['cpu_ms'])} | {share} | {sql} | {kinds} |")
     w("")
     if pg:
