@@ -1,4 +1,5 @@
-"""One streamed answer, three ways: straight to the upstream, through the page's WebSocket, through SSE.
+"""One streamed answer, four ways: straight to the upstream, through the page's WebSocket, through SSE,
+and through the bare relay (bench/relay.py, the same SSE client).
 
 Each returns a ``Sample``: when the request went out, when each piece of text arrived,
 and the text itself, so the harness can compare times and check every token arrived once.
@@ -20,7 +21,7 @@ TURN_TIMEOUT_S = 60.0
 
 @dataclass(slots=True)
 class Sample:
-    side: str  # "direct" | "ws" | "sse"
+    side: str  # "direct" | "relay" | "ws" | "sse"
     prompt: int
     sent: float
     first: float | None = None
@@ -211,9 +212,12 @@ def _error_text(frame: str) -> str:
 
 
 # ---- the API: POST /api/chat/v2, AI SDK UI message stream over SSE ---------------------------
-async def sse(client: httpx2.AsyncClient, base_url: str, api_key: str, prompt: int) -> Sample:
+async def sse(
+    client: httpx2.AsyncClient, base_url: str, api_key: str, prompt: int, side: str = "sse"
+) -> Sample:
+    """Chimera's API; with ``side="relay"`` the bare relay, which takes the same request and answers alike."""
     body = {"messages": [{"role": "user", "content": PROMPTS[prompt]}], "config": {"model": "balanced"}}
-    sample = Sample("sse", prompt, now())
+    sample = Sample(side, prompt, now())
     try:
         async with client.stream(
             "POST",

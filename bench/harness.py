@@ -1,10 +1,11 @@
-"""The load generator and the measurements: interleaved phases, direct vs through Chimera.
+"""The load generator and the measurements: interleaved phases, direct vs the bare relay vs Chimera.
 
-A *phase* is one side (direct, ws, sse) at one concurrency: ``c`` workers, each sending
+A *phase* is one side (direct, relay, ws, sse) at one concurrency: ``c`` workers, each sending
 ``per_worker`` requests one after another, their starts staggered over one answer's
 duration so ``c`` streams are open at any time (the 200-stream check starts them all at
-once instead). Phases of the three sides alternate, round after round, so machine noise
-hits both sides alike.
+once instead). Phases of the sides alternate, round after round, so machine noise
+hits them alike. CPU and memory are read from the process that serves the side: the relay's
+own daphne for ``relay``, Chimera's daphne for the others (for ``direct``, Chimera idling).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bench.clients import PROMPTS, Sample
 from bench.services import Stack
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+CHIMERA_SIDES = ("ws", "sse")
 
 
 @dataclass
@@ -30,7 +32,7 @@ class Phase:
     concurrency: int
     samples: list[Sample]
     wall_s: float
-    cpu_ms: float  # daphne utime+stime during the phase
+    cpu_ms: float  # the side's daphne utime+stime during the phase
     queries: Counter = field(default_factory=Counter)  # SQL statements by verb during the phase
     rss_before_kib: int = 0
     rss_peak_kib: int = 0
@@ -72,11 +74,13 @@ class Harness:
         timeout = httpx2.Timeout(60.0, connect=10.0)
         self.direct_client = httpx2.AsyncClient(limits=limits, timeout=timeout)
         self.sse_client = httpx2.AsyncClient(limits=limits, timeout=timeout)
+        self.relay_client = httpx2.AsyncClient(limits=limits, timeout=timeout)
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.direct_client.aclose()
         await self.sse_client.aclose()
+        await self.relay_client.aclose()
 
     # ---- setup ------------------------------------------------------------------------
     async def references(self) -> None:
@@ -106,9 +110,16 @@ class Harness:
     ) -> Phase:
         stack = self.stack
         sockets: list[clients.PageSocket] = []
+        refused: dict[int, BaseException] = {}
         if side == "ws":
             sockets = [clients.PageSocket(stack.url, stack.session) for _ in range(concurrency)]
-            await asyncio.gather(*(s.__aenter__() for s in sockets))
+            opened = await asyncio.gather(*(s.__aenter__() for s in sockets), return_exceptions=True)
+            # A tab whose socket was refused counts its turns as errors; the phase goes on.
+            refused = {i: err for i, err in enumerate(opened) if isinstance(err, BaseException)}
+            if refused:
+                self.log(
+                    f"    {len(refused)} of {concurrency} page sockets refused: {next(iter(refused.values()))!r}"
+                )
         open_streams = 0
         state = {"max_open": 0, "rss_peak": 0}
 
@@ -120,7 +131,16 @@ class Harness:
                 if side == "direct":
                     return await clients.direct(self.direct_client, stack.emulator_url, prompt)
                 if side == "ws":
+                    if worker in refused:
+                        err = refused[worker]
+                        return Sample(
+                            "ws", prompt, time.perf_counter(), error=f"socket not opened: {err!r}"[:300]
+                        )
                     return await sockets[worker].turn(prompt)
+                if side == "relay":
+                    return await clients.sse(
+                        self.relay_client, stack.relay_url, stack.api_key, prompt, side="relay"
+                    )
                 return await clients.sse(self.sse_client, stack.url, stack.api_key, prompt)
             finally:
                 open_streams -= 1
@@ -134,12 +154,14 @@ class Harness:
             while True:
                 if open_streams >= state["max_open"]:
                     state["max_open"] = open_streams
-                    state["rss_peak"] = max(state["rss_peak"], stack.rss_kib())
+                    state["rss_peak"] = max(state["rss_peak"], stack.rss_kib(pid))
                 await asyncio.sleep(0.02)
 
-        queries_before = Counter(stack.query_counts())
-        rss_before = stack.rss_kib()
-        cpu_before = stack.cpu_ticks()
+        pid = stack.pid_of(side)
+        chimera = side != "relay"  # the relay has no database: no statements to count
+        queries_before = Counter(stack.query_counts()) if chimera else Counter()
+        rss_before = stack.rss_kib(pid)
+        cpu_before = stack.cpu_ticks(pid)
         t0 = time.perf_counter()
         watcher = asyncio.create_task(watch_memory())
         try:
@@ -148,13 +170,13 @@ class Harness:
             watcher.cancel()
         wall = time.perf_counter() - t0
         # The final frame is sent after the turn's last database write, so the phase's work is done.
-        cpu_ms = (stack.cpu_ticks() - cpu_before) * 1000 / CLK_TCK
-        queries = Counter(stack.query_counts())
+        cpu_ms = (stack.cpu_ticks(pid) - cpu_before) * 1000 / CLK_TCK
+        queries = Counter(stack.query_counts()) if chimera else Counter()
         queries.subtract(queries_before)
         if sockets:
             await asyncio.gather(*(s.__aexit__() for s in sockets), return_exceptions=True)
         samples = [s for batch in results for s in batch]
-        if side != "direct":
+        if side in CHIMERA_SIDES:
             self.chimera_turns += len(samples)
         for s in samples:
             expected = self.reference.get(s.prompt)
@@ -187,7 +209,7 @@ class Harness:
         return phase
 
     def sides(self) -> list[str]:
-        return ["direct", "ws"] + (["sse"] if self.sse_available else [])
+        return ["direct", "relay", "ws"] + (["sse"] if self.sse_available else [])
 
     async def level(self, concurrency: int, per_worker: int, rounds: int) -> Level:
         level = Level(concurrency)

@@ -23,7 +23,7 @@ import os  # noqa: E402
 
 from bench import cache_hits, report, tools  # noqa: E402
 from bench.clients import PROMPTS  # noqa: E402
-from bench.harness import Harness  # noqa: E402
+from bench.harness import CHIMERA_SIDES, Harness  # noqa: E402
 from bench.report import side_stats  # noqa: E402
 from bench.services import Stack  # noqa: E402
 
@@ -88,7 +88,7 @@ async def measure(stack: Stack, args) -> dict:
             print(f"concurrency {concurrency}")
             results["levels"].append(await h.level(concurrency, per_worker, 1 if args.quick else args.rounds))
         if not args.quick and not args.no_profile:
-            for side in h.sides()[1:]:
+            for side in [s for s in h.sides() if s in CHIMERA_SIDES]:
                 print(f"profile: {side}")
                 text, summary, turns = await h.profile(side, 10, 5)
                 results["profiles"][side] = (text, summary, turns)
@@ -144,7 +144,10 @@ def main(argv=None) -> int:
         log=Path(args.log) if args.log else None,
     )
     with stack:
-        print(f"daphne pid {stack.daphne.pid} at {stack.url}; emulator at {stack.emulator_url}")
+        print(
+            f"daphne pid {stack.daphne.pid} at {stack.url}; relay pid {stack.relay.pid} at {stack.relay_url}; "
+            f"emulator at {stack.emulator_url}"
+        )
         pg_before = stack.pg_stats()
         results = asyncio.run(measure(stack, args))
         stack.stop()  # closing daphne's connections flushes Postgres' statistics for them

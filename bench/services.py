@@ -1,4 +1,5 @@
-"""The system under test, started the production way: Postgres, Redis, the emulator, one daphne.
+"""The system under test, started the production way: Postgres, Redis, the emulator, one daphne;
+and the bare relay (bench/relay.py) in a second daphne, the floor it is measured against.
 
 Everything listens on loopback. ``Stack`` is a context manager: leaving it stops the
 processes it started (by their own ids) and nothing else.
@@ -163,7 +164,21 @@ class Stack:
             stderr=out,
         )
         self.procs.append(self.daphne)
+        # The bare relay (bench/relay.py): the same server, the same SDK client, nothing else.
+        self.relay_port = free_port()
+        self.relay_url = f"http://127.0.0.1:{self.relay_port}"
+        relay_env = {k: v for k, v in self.env().items() if k != "DJANGO_SETTINGS_MODULE"}
+        relay_env["RELAY_UPSTREAM_URL"] = self.emulator_url + "/groq/openai/v1"
+        self.relay = subprocess.Popen(
+            [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.relay_port), "bench.relay:application"],
+            cwd=ROOT,
+            env=relay_env,
+            stdout=out,
+            stderr=out,
+        )
+        self.procs.append(self.relay)
         _wait_http(self.url + "/accounts/login/", self.daphne, "daphne")
+        _wait_http(self.relay_url + "/health", self.relay, "the relay's daphne")
 
     def set_flags(self, value: dict) -> None:
         """Merge ``value`` into the stack's runtime flags (``manage.py load_flags --merge``, as the
@@ -195,14 +210,20 @@ class Stack:
                 proc.wait()
         self.procs.clear()
 
-    # ---- probes of the daphne process ------------------------------------------------
-    def cpu_ticks(self) -> int:
-        """utime + stime of daphne (all its threads), in clock ticks."""
-        fields = Path(f"/proc/{self.daphne.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # ---- probes of the daphne processes ----------------------------------------------
+    def pid_of(self, side: str) -> int:
+        """The server process a side is measured in: the relay's daphne for ``relay``, else Chimera's."""
+        return self.relay.pid if side == "relay" else self.daphne.pid
+
+    def cpu_ticks(self, pid: int | None = None) -> int:
+        """utime + stime of a process (all its threads; default Chimera's daphne), in clock ticks."""
+        pid = self.daphne.pid if pid is None else pid
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
 
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.daphne.pid}/status").read_text().splitlines():
+    def rss_kib(self, pid: int | None = None) -> int:
+        pid = self.daphne.pid if pid is None else pid
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0

@@ -1,6 +1,6 @@
 """The benchmark harness must not rot: a few requests through `bench/run.py --quick`.
 
-This checks that the harness starts the stack, streams answers both ways and produces
+This checks that the harness starts the stack (the bare relay included), streams answers every way and produces
 sane numbers with no errors. It asserts nothing about speed: timings belong to
 `make bench` and docs/PERFORMANCE.md, never to the test suite.
 """
@@ -68,7 +68,7 @@ def test_the_quick_run_streams_every_answer_without_errors(quick_run):
     numbers = {k: v for k, v in quick_run["numbers"].items() if k not in ("tool_step", "cache_hit")}
     assert set(numbers) == {"c1", "c2"}
     for level, sides in numbers.items():
-        assert {"direct", "ws"} <= set(sides), level
+        assert {"direct", "relay", "ws"} <= set(sides), level
         for side, s in sides.items():
             assert s["n"] >= 2, (level, side)
             assert s["errors"] == 0, (level, side)
@@ -88,9 +88,23 @@ def test_the_numbers_are_sane(quick_run):
             assert total["50"] > ttft["50"] + 300, side
             assert s["interval"] > 5, side
             if side != "direct":
-                assert s["cpu_ms"] > 0, "daphne's CPU was not measured"
+                assert s["cpu_ms"] > 0, f"{side}: its daphne's CPU was not measured"
+            if side in ("ws", "sse"):
                 assert s["queries_total"] >= 1, "no SQL statements were counted for a turn"
     assert quick_run["pg_per_turn"]["turns"] > 0
+
+
+def test_the_bare_relay_streams_the_reference_text_from_its_own_daphne(quick_run):
+    """The floor (bench/relay.py) is measured in every level like the others: each of its answers was
+    compared with the emulator's text for that prompt (a difference counts as an error), it streamed
+    (50 pieces over the upstream's 0.5 s, not one lump), and its CPU comes from its own process, which
+    has no database."""
+    for level in ("c1", "c2"):
+        relay = quick_run["numbers"][level]["relay"]
+        assert relay["n"] >= 2 and relay["errors"] == 0 and relay["mismatched"] == 0, level
+        assert relay["interval"] > 5 and relay["total"]["50"] > relay["ttft"]["50"] + 300, level
+        assert relay["cpu_ms"] > 0, level
+        assert relay["queries_total"] == 0, level
 
 
 def test_the_tool_step_is_measured_on_both_transports(quick_run):
