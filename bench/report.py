@@ -92,7 +92,74 @@ def _mark(ok: bool, margin: str) -> str:
     return f"{'✅' if ok else '❌'} {margin}".rstrip()
 
 
-def targets_table(stats: dict, st200: dict | None, n200: int, chimera_sides: list[str]) -> list[str]:
+def _layout_target_rows(layout, chimera_sides: list[str], tokens: int) -> list[str]:
+    """Targets 3 and 4 in the production layout (``manage.py web``, bench/layout.py)."""
+    out = []
+    st = level_stats(layout.streams, ["direct", *chimera_sides], tokens)
+    cells = []
+    for side in chimera_sides:
+        s = st[side]
+        t = s["ttft"][95]
+        ok = t < SPEC_TTFT_MS and s["errors"] == 0
+        margin = (
+            f"{SPEC_TTFT_MS - t:.0f} ms under" if t < SPEC_TTFT_MS else f"missed by {t - SPEC_TTFT_MS:.0f} ms"
+        ) + (f", {s['errors']} errors" if s["errors"] else "")
+        cells.append(f"{_f(t)} ms, {s['errors']} errors {_mark(ok, margin)}")
+    out.append(
+        f"| 3. {layout.streams.concurrency} concurrent streams, **production layout** ({layout.workers} daphne "
+        f"processes, `manage.py web`): TTFT p95 | < {SPEC_TTFT_MS} ms, no errors | - | "
+        + " | ".join(cells)
+        + " |"
+    )
+    if layout.at_once is not None:
+        n = layout.at_once.concurrency
+        st = level_stats(layout.at_once, ["direct", *chimera_sides], tokens)
+        cells = []
+        for side in chimera_sides:
+            s = st[side]
+            ok = s["errors"] == 0 and s["n"] == n and s["mismatched"] == 0
+            cells.append(
+                f"{s['n'] - s['errors']}/{s['n']} complete, {s['mismatched']} with lost/duplicated tokens; "
+                f"{_f(s['mem_kib_per_stream'])} KiB RSS per open stream (all workers) "
+                + _mark(ok, "" if ok else f"missed: {s['errors'] + n - s['n']} failed")
+            )
+        out.append(
+            f"| 4. {n} concurrent streams on {layout.workers} processes with Redis | every token delivered once, "
+            "no errors; memory reported | - | " + " | ".join(cells) + " |"
+        )
+    return out
+
+
+def layout_section(layout, tokens: int) -> list[str]:
+    """The production layout's own table: 50 streams interleaved with direct, and 200 at once."""
+    out = [
+        f"## The production layout: `manage.py web`, {layout.workers} daphne processes on one port\n",
+        "The Procfile's `web`: the command opens the port once and runs a daphne process per core on it "
+        "(bench/layout.py starts it with the same database, Redis and emulator). CPU and memory are the "
+        "workers' together; SQL statements are not counted here.\n",
+        "| phase | side | answers | errors | lost/duplicated | TTFT p50 | p95 | p99 | added p95 | CPU ms / answer |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, level in (("streams", layout.streams), ("at once", layout.at_once)):
+        if level is None:
+            continue
+        st = level_stats(level, ["direct", "ws", "sse"], tokens)
+        d = st["direct"]["ttft"][95]
+        for side in ("direct", "ws", "sse"):
+            s = st[side]
+            added = "-" if side == "direct" else _signed(s["ttft"][95] - d)
+            cpu = "-" if side == "direct" else _f(s["cpu_ms"])
+            out.append(
+                f"| {level.concurrency} {name} | {SIDE_NAMES[side]} | {s['n']} | {s['errors']} | {s['mismatched']} "
+                f"| {_f(s['ttft'][50])} | {_f(s['ttft'][95])} | {_f(s['ttft'][99])} | {added} | {cpu} |"
+            )
+    out.append("")
+    return out
+
+
+def targets_table(
+    stats: dict, st200: dict | None, n200: int, chimera_sides: list[str], layout=None, tokens: int = 50
+) -> list[str]:
     """Issue 14's four targets: each Chimera side's figure, the bare relay's, the ratio, met or missed by how much."""
     out = ["## Targets\n"]
     w = out.append
@@ -188,6 +255,8 @@ def targets_table(stats: dict, st200: dict | None, n200: int, chimera_sides: lis
             f"| 4. {n200} concurrent streams | every token delivered once, no errors; memory reported "
             f"| {cell(r200) if r200 else '-'} | " + " | ".join(cells) + " |"
         )
+    if layout is not None:
+        out.extend(_layout_target_rows(layout, chimera_sides, tokens))
     w("")
     return out
 
@@ -252,7 +321,12 @@ def render(
 
     # ---- summary against targets
     st200 = level_stats(stability, sides, tokens) if stability is not None else None
-    out.extend(targets_table(stats, st200, stability.concurrency if stability else 0, chimera_sides))
+    layout = results.get("layout")
+    out.extend(
+        targets_table(stats, st200, stability.concurrency if stability else 0, chimera_sides, layout, tokens)
+    )
+    if layout is not None:
+        out.extend(layout_section(layout, tokens))
 
     # ---- latency tables
     w("## Time to first token and total time\n")

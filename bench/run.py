@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import os  # noqa: E402
 
-from bench import cache_hits, report, tools  # noqa: E402
+from bench import cache_hits, layout, report, tools  # noqa: E402
 from bench.clients import PROMPTS  # noqa: E402
 from bench.harness import CHIMERA_SIDES, Harness  # noqa: E402
 from bench.report import side_stats  # noqa: E402
@@ -52,6 +52,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--stability", type=int, default=200, help="streams started at once for the stability check (0: skip)"
     )
     p.add_argument("--no-profile", action="store_true")
+    p.add_argument(
+        "--layout-workers",
+        type=int,
+        default=2,
+        help="daphne processes of the production layout step (manage.py web; 0: skip)",
+    )
     p.add_argument(
         "--tool-rounds",
         type=int,
@@ -101,6 +107,18 @@ async def measure(stack: Stack, args) -> dict:
             hit_rounds = 3 if args.quick else 20  # the first warms up
             results["cache_hit"] = await cache_hits.cache_hits(stack, hit_rounds)
             h.chimera_turns += 2 * min(hit_rounds, len(PROMPTS))
+        if args.layout_workers:
+            print(f"production layout: manage.py web, {args.layout_workers} workers")
+            results["layout"] = await layout.measure(
+                stack,
+                workers=args.layout_workers,
+                answer_s=answer_s,
+                concurrency=2 if args.quick else 50,
+                per_worker=1 if args.quick else 3,
+                rounds=1 if args.quick else 3,
+                at_once=0 if args.quick else (args.stability or 0),
+            )
+            h.chimera_turns += results["layout"].turns
         results["chimera_turns"] = h.chimera_turns
         return results
 
@@ -163,6 +181,18 @@ def main(argv=None) -> int:
         numbers["tool_step"] = results["tool_step"]
     if results.get("cache_hit"):
         numbers["cache_hit"] = results["cache_hit"]
+    if results.get("layout"):
+        result = results["layout"]
+        numbers["layout"] = {"workers": result.workers}
+        for name, level in (("streams", result.streams), ("at_once", result.at_once)):
+            if level is not None:
+                numbers["layout"][f"c{level.concurrency}-{name}"] = {
+                    side: {
+                        k: side_stats(level.of(side), CHUNKS)[k]
+                        for k in ("n", "errors", "mismatched", "ttft", "cpu_ms", "mem_kib_per_stream")
+                    }
+                    for side in ("direct", "ws", "sse")
+                }
     if args.json:
         Path(args.json).write_text(json.dumps({"numbers": numbers, "pg_per_turn": pg}, indent=1, default=str))
     if not args.quick:

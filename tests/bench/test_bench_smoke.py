@@ -65,7 +65,7 @@ def quick_run(tmp_path_factory):
 
 
 def test_the_quick_run_streams_every_answer_without_errors(quick_run):
-    numbers = {k: v for k, v in quick_run["numbers"].items() if k not in ("tool_step", "cache_hit")}
+    numbers = {k: v for k, v in quick_run["numbers"].items() if k not in ("tool_step", "cache_hit", "layout")}
     assert set(numbers) == {"c1", "c2"}
     for level, sides in numbers.items():
         assert {"direct", "relay", "ws"} <= set(sides), level
@@ -77,6 +77,8 @@ def test_the_quick_run_streams_every_answer_without_errors(quick_run):
 
 def test_the_numbers_are_sane(quick_run):
     for level, sides in quick_run["numbers"].items():
+        if level == "layout":
+            continue
         if level in ("tool_step", "cache_hit"):
             continue
         for side, s in sides.items():
@@ -128,3 +130,14 @@ def test_a_cache_hit_is_measured(quick_run):
     for key in ("hit_ttft_ms", "hit_total_ms", "miss_ttft_ms"):
         assert all(math.isfinite(v) and v > 0 for v in hits[key].values()), key
     assert hits["hit_pieces"] > 1  # the hit streamed, in more than one read
+
+
+def test_the_production_layout_step_streams_through_several_daphne_processes(quick_run):
+    """`manage.py web` with two workers on one port: every answer streamed whole, CPU measured in them."""
+    layout = quick_run["numbers"]["layout"]
+    assert layout["workers"] == 2
+    [phase] = [v for k, v in layout.items() if k.startswith("c")]
+    for side in ("ws", "sse"):
+        s = phase[side]
+        assert s["n"] >= 2 and s["errors"] == 0 and s["mismatched"] == 0, side
+        assert s["cpu_ms"] > 0, f"{side}: the workers' CPU was not measured"
