@@ -63,16 +63,39 @@ class Deadline:
 
     Only the awaits on the SDK are bounded, never the consumer's time between
     events: a timeout must not cancel code outside the adapter.
+
+    One timer per deadline (the first-token one, then the total one), not one per read: at up to
+    hundreds of reads per answer, a fresh ``asyncio.timeout`` each time (a timer scheduled and
+    cancelled, a context entered and left) was a visible share of the adapter's time. When the timer
+    fires while an SDK await is running, the task is cancelled and that await raises the timeout
+    (``uncancel`` tells our cancellation from anybody else's, as ``asyncio.timeout`` does); when it
+    fires between awaits, the next await raises it at once. ``close`` drops the timer.
     """
 
-    __slots__ = ("config", "first_at", "has_content", "total_at")
+    __slots__ = (
+        "_armed",
+        "_handle",
+        "_loop",
+        "_ours",
+        "_task",
+        "config",
+        "first_at",
+        "has_content",
+        "total_at",
+    )
 
     def __init__(self, config: ProviderConfig) -> None:
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         self.config = config
         self.total_at = now + config.timeout_s
         self.first_at = min(now + config.first_token_timeout_s, self.total_at)
         self.has_content = False
+        self._loop = loop
+        self._task: asyncio.Task | None = None  # the task awaiting the SDK right now, if any
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed: float | None = None
+        self._ours = False  # the pending cancellation is the timer's
 
     def error(self) -> ProviderError:
         cfg = self.config
@@ -82,16 +105,41 @@ class Deadline:
             message = f"timeout after {cfg.timeout_s:g}s"
         return ProviderError(message, provider=cfg.name, status=None, retryable=True)
 
+    def _fire(self) -> None:
+        self._handle = None
+        if self._task is not None:
+            self._ours = True
+            self._task.cancel()
+
     async def run(self, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable`` within the current deadline; ProviderError when it passes."""
-        scope = asyncio.timeout_at(self.total_at if self.has_content else self.first_at)
+        when = self.total_at if self.has_content else self.first_at
+        if self._loop.time() >= when:
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()  # never awaited: no "was never awaited" warning
+            raise self.error()
+        if self._armed != when:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._armed = when
+            self._handle = self._loop.call_at(when, self._fire)
+        task = self._task = asyncio.current_task()
         try:
-            async with scope:
-                return await awaitable
-        except TimeoutError:
-            if scope.expired():
-                raise self.error() from None
+            return await awaitable
+        except asyncio.CancelledError:
+            if self._ours and task is not None:
+                self._ours = False
+                if task.uncancel() == 0:
+                    raise self.error() from None
             raise
+        finally:
+            self._task = None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def sdk_client_options(config: ProviderConfig) -> dict[str, Any]:

@@ -153,6 +153,7 @@ class AnthropicProvider(Provider):
         except Exception as err:
             raise self._map_error(err, streaming=True) from err
         finally:
+            deadline.close()
             with contextlib.suppress(Exception):
                 await sdk_stream.close()
 

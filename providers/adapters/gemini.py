@@ -172,6 +172,7 @@ class GeminiProvider(Provider):
                 yield ACCEPTED
             raise self._map_error(err, streaming=deadline.has_content) from err
         finally:
+            deadline.close()
             for response in responses:
                 with contextlib.suppress(Exception):
                     await response.aclose()

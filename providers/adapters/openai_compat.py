@@ -157,6 +157,7 @@ class OpenAICompatProvider(Provider):
                 yield event
             raise self._map_error(err, streaming=True) from err
         finally:
+            deadline.close()
             with contextlib.suppress(Exception):
                 await call.__aexit__(None, None, None)
 

@@ -18,7 +18,6 @@ from django.test import Client
 
 from bench.clients import PageSocket
 from flags import runtime as flags
-from tests.api.conftest import alice_key  # noqa: F401  (a fixture)
 from tests.api.helpers import DONE, chat, text_of, wait_for
 from tests.conftest import ROOT, free_port, server_env
 
