@@ -186,3 +186,8 @@ def test_the_page_fits_a_phone(logged_in_page, live_server, emu):
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (testid, box)
     page.keyboard.press("Escape")  # closes the drawer
     expect(page.locator('[data-testid="conversation-link"]').first).to_be_hidden()
+    # The other pages a person opens from the phone: the settings (keys, usage, limits) and knowledge.
+    for path in ("/accounts/settings/", "/knowledge/"):
+        page.goto(live_server.url + path)
+        expect(page.locator("main")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
