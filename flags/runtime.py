@@ -102,6 +102,8 @@ def set_flags(
         before = row.value if isinstance(row.value, dict) else {}
         after = value if replace else _merge(before, value)
         check_stored(after)
+        if isinstance(after.get("providers"), dict) and "degraded" in after["providers"]:
+            after = {**after, "providers": {k: v for k, v in after["providers"].items() if k != "degraded"}}
         row.value = after
         row.save()
         FlagChange.objects.create(changed_by=by, source=source, before=before, after=after)

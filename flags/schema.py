@@ -38,6 +38,10 @@ class ProvidersFlags(BaseModel):
     primary: str
     fallback: str
     disabled: list[str] = Field(default_factory=list)
+    # Not a switch: the providers an open degradation alert has taken out of the routes, shown with the
+    # flags in effect (usage/alerts.py). Accepted so that what `show_flags` prints loads back, and
+    # dropped when stored: it follows the alerts, never a saved value.
+    degraded: list[str] = Field(default_factory=list)
 
     @field_validator("primary", "fallback")
     @classmethod

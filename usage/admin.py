@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from usage.alerts import ensure_rules
+from usage.alerts import ensure_rules, resolve_by_hand
 from usage.models import Alert, AlertRule, JobRun, Notification, UsageMetric
 from usage.notify import SENDERS
 from usage.rollups import MICRO
@@ -425,6 +425,14 @@ class AlertAdmin(admin.ModelAdmin):
     list_filter = ("severity", "name", ("resolved_at", admin.EmptyFieldListFilter))
     readonly_fields = [f.name for f in Alert._meta.fields]
     inlines = [NotificationInline]
+    actions = ["resolve_now"]
+
+    @admin.action(description="Resolve now (notifies; a degraded provider returns to the routes)")
+    def resolve_now(self, request, queryset):
+        done = sum(
+            resolve_by_hand(alert, request.user.get_username()) for alert in queryset.filter(resolved_at=None)
+        )
+        self.message_user(request, f"{done} incident(s) resolved.")
 
     @admin.display(description="Notified")
     def sent(self, alert: Alert) -> str:

@@ -242,6 +242,20 @@ def _resolve(rule: AlertRule, alert: Alert, now: datetime, why: str) -> bool:
     return True
 
 
+def resolve_by_hand(alert: Alert, by: str) -> bool:
+    """Staff close an incident (Admin → Alerts → "Resolve now"): notified as resolved like any other;
+    a degraded provider is back in the routes within the flags' TTL. If the condition still holds, the
+    next evaluation opens a new incident."""
+    if alert.rule is None or alert.resolved_at is not None:
+        return False
+    done = _resolve(alert.rule, alert, timezone.now(), f"resolved by {by}")
+    if done and alert.rule.kind == AlertRule.Kind.PROVIDER_ERRORS:
+        from flags import runtime
+
+        runtime.invalidate()
+    return done
+
+
 def degraded_providers() -> list[str]:
     """Providers with an open degradation incident: the routes leave them out (providers/factory.py)."""
     return sorted(

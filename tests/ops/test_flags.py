@@ -8,6 +8,7 @@ import json
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from flags import runtime
 from flags.models import FlagChange, RuntimeFlags
@@ -87,3 +88,30 @@ def test_load_flags_stores_a_file_and_refuses_a_bad_one(tmp_path, capsys):
     call_command("show_flags")
     shown = capsys.readouterr()
     assert json.loads(shown.out)["providers"]["disabled"] == ["groq"] and "command" in shown.err
+
+
+def test_what_show_flags_prints_loads_back_and_the_degraded_list_follows_the_alerts(tmp_path, capsys, alice):
+    """`providers.degraded` is shown with the flags in effect (providers an open degradation alert
+    took out of the routes) but never stored: loading it back changes nothing."""
+    from usage import alerts
+    from usage.models import Alert, AlertRule
+
+    alerts.ensure_rules()
+    Alert.objects.create(
+        rule=AlertRule.objects.get(kind="provider_errors"),
+        name="Provider Degradation",
+        key="provider_errors:groq",
+        subject="groq",
+        severity="critical",
+        message="groq failed",
+    )
+    runtime.invalidate()
+    call_command("show_flags")
+    shown = tmp_path / "shown.json"
+    shown.write_text(capsys.readouterr().out)
+    assert json.loads(shown.read_text())["providers"]["degraded"] == ["groq"]
+    call_command("load_flags", str(shown))
+    assert "degraded" not in RuntimeFlags.objects.get().value["providers"]
+    Alert.objects.update(resolved_at=timezone.now())
+    runtime.invalidate()
+    assert runtime.get_flags()["providers"]["degraded"] == []

@@ -381,3 +381,23 @@ def test_a_failed_notification_is_retried_by_a_celery_worker(receiver, alice, se
         worker.terminate()
         worker.wait(timeout=20)
         app.conf.update(saved)
+
+
+def test_staff_resolve_an_incident_by_hand_and_the_provider_is_back(receiver, client, staff, alice):
+    only("provider_errors", min_requests=1)
+    UsageMetric.objects.create(user=alice, provider="groq", model="m", error="503", cost_usd=Decimal(0))
+    [alert] = alerts.evaluate()
+    assert flags.get_flags()["providers"]["degraded"] == ["groq"]
+    client.force_login(staff)
+    response = client.post(
+        reverse("admin:usage_alert_changelist"),
+        {"action": "resolve_now", "_selected_action": [str(alert.pk)]},
+    )
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None and "resolved by staff" in alert.resolved_message
+    assert flags.get_flags()["providers"]["degraded"] == []
+    assert [b["text"].split()[0] for b in receiver.at("/slack")] == [
+        ":rotating_light:",
+        ":white_check_mark:",
+    ]
