@@ -51,6 +51,7 @@ JOBS: dict[str, Job] = {
     "prune_job_runs": Job("usage.schedule:prune", 3600),
 }
 KEEP_RUNS = timedelta(days=7)
+_tried: dict[str, int] = {}  # job -> the last slot this process tried to claim
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -72,11 +73,16 @@ def run_job(name: str, now: datetime | None = None, runner: str = "") -> bool:
 
     job = JOBS[name]
     now = now or timezone.now()
+    slot = slot_of(job, now)
+    if _tried.get(name) == slot:
+        return False  # this process claimed it or saw it claimed: no second INSERT for the same slot
     try:
         with transaction.atomic():
-            run = JobRun.objects.create(name=name, slot=slot_of(job, now), runner=runner or RUNNER)
+            run = JobRun.objects.create(name=name, slot=slot, runner=runner or RUNNER)
     except IntegrityError:
+        _tried[name] = slot
         return False
+    _tried[name] = slot
     try:
         result = job.function()()
     except Exception as exc:
