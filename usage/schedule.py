@@ -20,15 +20,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import import_module
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+
+from chimera.ticker import Ticker
 
 log = logging.getLogger(__name__)
 
@@ -106,38 +107,18 @@ def prune() -> int:
 
 
 # ---- the web process's runner ------------------------------------------------------------
-_thread: dict[str, threading.Thread] = {}
-_lock = threading.Lock()
-_stop = threading.Event()
+_ticker = Ticker(
+    "chimera-schedule", lambda: run_due(runner=f"web {RUNNER}"), lambda: settings.CHIMERA_SCHEDULER_TICK_S
+)
 
 
 def start() -> bool:
     """Start this process's scheduler thread (once); False when CHIMERA_SCHEDULER is off."""
     if not settings.CHIMERA_SCHEDULER:
         return False
-    with _lock:
-        thread = _thread.get("t")
-        if thread is None or not thread.is_alive():
-            _stop.clear()
-            thread = _thread["t"] = threading.Thread(target=_loop, name="chimera-schedule", daemon=True)
-            thread.start()
+    _ticker.start()
     return True
 
 
 def stop() -> None:
-    _stop.set()
-
-
-def _loop() -> None:
-    while True:
-        try:
-            close_old_connections()
-            run_due(runner=f"web {RUNNER}")
-        except Exception:  # the database is away: the next tick tries again
-            log.exception(
-                "the scheduler could not run; trying again in %s s", settings.CHIMERA_SCHEDULER_TICK_S
-            )
-        finally:
-            close_old_connections()
-        if _stop.wait(settings.CHIMERA_SCHEDULER_TICK_S):
-            return
+    _ticker.stop()
