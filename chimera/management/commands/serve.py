@@ -8,7 +8,6 @@ the provider emulator is started and every provider points at it.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from chimera.context_processors import PROVIDER_KEYS
+from chimera.management import children as children_
 
 # What a helper process (the emulator, the local model server) may see of our environment. Not
 # PORT or HOST (llama.cpp's server reads them and would take the web port), no keys, no secrets.
@@ -53,10 +53,6 @@ def _wait_for(url: str, process: subprocess.Popen, what: str, seconds: float = 6
     raise CommandError(f"{what} did not come up at {url}")
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 class Command(BaseCommand):
     help = "Run Chimera (daphne) with the embedded defaults and a model to talk to."
 
@@ -66,12 +62,8 @@ class Command(BaseCommand):
         parser.add_argument("--emulator", action="store_true", help="answer from the provider emulator")
 
     def handle(self, port, host, emulator, **options):
-        # Ctrl+C and SIGTERM stop everything, also when this process was started with SIGINT ignored
-        # (a background job of a shell without job control, as some CI runners start commands):
-        # Python then never installs its KeyboardInterrupt handler, and daphne would ignore it too.
-        # Children are stopped with SIGTERM below, which they all handle.
-        signal.signal(signal.SIGINT, _interrupt)
-        signal.signal(signal.SIGTERM, _interrupt)
+        # Ctrl+C and SIGTERM stop everything, also when started with SIGINT ignored (children.py).
+        children_.interrupt_on_signals()
         call_command("migrate", verbosity=0)
         call_command("ensure_demo_user")
         if _port_taken(host, port):
@@ -107,16 +99,7 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            # A second Ctrl+C must not cut the clean-up short (each child gets 10 s, then SIGKILL).
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            for child in reversed(children):
-                if child.poll() is None:
-                    child.terminate()
-                    try:
-                        child.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        child.kill()
+            children_.stop(reversed(children), grace_s=10)
 
     def _start_local_model(self, children: list[subprocess.Popen]) -> None:
         try:

@@ -17,7 +17,6 @@ as a release step and talks to real providers.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,9 +24,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+from chimera.management import children as children_
 
 
 def default_workers() -> int:
@@ -76,8 +73,7 @@ class Command(BaseCommand):
         workers = workers or default_workers()
         if workers < 1:
             raise CommandError("--workers must be at least 1")
-        signal.signal(signal.SIGINT, _interrupt)
-        signal.signal(signal.SIGTERM, _interrupt)
+        children_.interrupt_on_signals()
         sock = listen(host, port)
         command = [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), "--proxy-headers", app]
         children: dict[int, subprocess.Popen] = {}
@@ -110,16 +106,5 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             sock.close()
-            for child in children.values():
-                if child.poll() is None:
-                    child.terminate()
-            deadline = time.monotonic() + grace
-            for child in children.values():
-                try:
-                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+            children_.stop(children.values(), grace_s=grace)
