@@ -301,14 +301,15 @@ def sums_between(
     yield from group(UsageMetric.objects.filter(raw), by)
 
 
-def _ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Sorted hours as [start, end) ranges of consecutive hours (a short WHERE clause)."""
+def _ranges(starts: list[datetime], step: timedelta = timedelta(hours=1)) -> list[tuple[datetime, datetime]]:
+    """Sorted period starts (hours, or days with ``step``) as [start, end) ranges of consecutive
+    periods: a short WHERE clause."""
     out: list[tuple[datetime, datetime]] = []
-    for h in hours:
-        if out and out[-1][1] == h:
-            out[-1] = (out[-1][0], h + timedelta(hours=1))
+    for start in starts:
+        if out and out[-1][1] == start:
+            out[-1] = (out[-1][0], start + step)
         else:
-            out.append((h, h + timedelta(hours=1)))
+            out.append((start, start + step))
     return out
 
 
@@ -357,12 +358,7 @@ def sums_all_time(now: datetime | None = None) -> Iterator[tuple[dict, Sums]]:
                 yield {f: getattr(r, f) for f in GROUP_FIELDS}, Sums().add(r)
     behind = sorted(day for day in raw_days if day not in whole)
     if behind:
-        spans: list[tuple[datetime, datetime]] = []
-        for day in behind:
-            if spans and spans[-1][1] == day:
-                spans[-1] = (spans[-1][0], day + timedelta(days=1))
-            else:
-                spans.append((day, day + timedelta(days=1)))
+        spans = _ranges(behind, timedelta(days=1))
         within = Q()
         for start, end in spans:
             within |= Q(created_at__gte=start, created_at__lt=end)
