@@ -115,6 +115,9 @@
     if (removed && drawn.length) forgetDetached();
   }).observe(document.documentElement, { childList: true, subtree: true });
 
+  // The staff dashboard (static/js/dashboard.js) falls back the same way.
+  window.ChimeraCharts = { fail: fail };
+
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
   } else {

@@ -64,17 +64,10 @@
     };
   }
 
+  // The chart parts' own fallback (static/js/charts.js, loaded on every page before this file):
+  // a note, and the table of numbers opened.
   function fail(figure, why) {
-    figure.dataset.chartFailed = "";
-    var box = figure.querySelector(".chart-canvas");
-    if (box) box.hidden = true;
-    var note = document.createElement("p");
-    note.className = "chart-note";
-    note.setAttribute("role", "note");
-    note.textContent = "This chart could not be drawn (" + why + "); its numbers are below.";
-    figure.insertBefore(note, box ? box.nextSibling : figure.firstChild);
-    var table = figure.querySelector("details.chart-table");
-    if (table) table.open = true;
+    window.ChimeraCharts.fail(figure, why);
   }
 
   function draw(figure) {

@@ -70,6 +70,15 @@ def test_every_chart_is_drawn_with_points_at_phone_and_desktop_width(
     page.locator('[data-testid="chart-cost"] summary').click()
     expect(page.locator('[data-testid="table-cost"] tbody tr').first).to_be_visible()
 
+    # A chart that cannot be drawn says so and opens its numbers (the chart parts' fallback).
+    page.evaluate(
+        """window.ChimeraCharts.fail(document.querySelector('[data-testid="chart-latency"]'), "test")"""
+    )
+    expect(page.locator('[data-testid="chart-latency"] .chart-note')).to_contain_text(
+        "could not be drawn (test)"
+    )
+    expect(page.locator('[data-testid="chart-latency"] details.chart-table')).to_have_attribute("open", "")
+
     # A preset: per day.
     page.click('[data-testid="range-7d"]')
     wait_for_charts(page, "day")
