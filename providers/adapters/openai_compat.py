@@ -19,6 +19,7 @@ from providers.adapters._common import (
     HEALTH_TIMEOUT_S,
     Deadline,
     SdkErrors,
+    SseEvents,
     map_error,
     missing_key_error,
     parse_retry_after,
@@ -79,24 +80,14 @@ class OpenAICompatProvider(Provider):
         try:
             yield ACCEPTED  # the vendor took the request: it bills it, whatever happens next
             received = response.http_response.aiter_bytes()
-            buffer = b""
+            events = SseEvents()
             done = False
             while not done:
                 try:
                     data = await deadline.run(anext(received))
                 except StopAsyncIteration:
                     break
-                buffer += data
-                if b"\r" in buffer:
-                    buffer = buffer.replace(b"\r\n", b"\n")
-                while not done:
-                    end = buffer.find(b"\n\n")
-                    if end < 0:
-                        break
-                    payload = _sse_data(buffer[:end])
-                    buffer = buffer[end + 2 :]
-                    if payload is None:
-                        continue
+                for payload in events.feed(data):
                     if payload.startswith(b"[DONE]"):
                         done = True
                         break
@@ -262,14 +253,6 @@ def _flush(text: list[str], thought: list[str]) -> list[Event]:
         out.append(TextDelta("".join(text)))
         text.clear()
     return out
-
-
-def _sse_data(event: bytes) -> bytes | None:
-    """The data of one SSE event (its ``data:`` lines joined), None for comments-only events."""
-    if event.startswith(b"data: ") and b"\n" not in event:
-        return event[6:]  # the usual case: one data line
-    lines = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
-    return b"\n".join(lines) if lines else None
 
 
 def _add_tool_call_pieces(
