@@ -3,8 +3,9 @@
 ``start_turn(request)`` is the one front door for every transport:
 
 1. the runtime flags, fetched once for the whole turn;
-2. the store's ``prepare`` in one hop to the database threads: the rate limit, then the user message
-   and the answer placeholder written in one transaction, before any provider is called;
+2. the store's ``prepare`` in one hop to the database threads (with the API key's lookup, for the
+   API's chat endpoint): the rate limit, then the user message and the answer placeholder written
+   in one transaction, before any provider is called;
 3. the answer runs as an asyncio task detached from any transport (``Turn.run``): a closed tab or a
    dropped socket never stops or loses it; an explicit stop does, keeping the partial text.
 
@@ -24,7 +25,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -84,11 +85,29 @@ NOT_SAVED = (
 SAVE_RETRIES_S = (0.2, 1.0, 3.0, 10.0)
 
 
-async def start_turn(request: TurnRequest) -> Turn:
-    """Rate-limit, persist, then launch the answer. Raises TurnError (RateLimited, NotFound, …)."""
+async def start_turn(request: TurnRequest | Callable[[], TurnRequest]) -> Turn:
+    """Rate-limit, persist, then launch the answer. Raises TurnError (RateLimited, NotFound, …).
+
+    ``request`` may be a function that makes it (sync, on the database thread): the API's chat
+    endpoint looks its caller's key up in the same hop that saves the message (``chat.api.auth``).
+    """
     flags = await aget_flags()
-    limit = limits.limit_for(request.user, flags)
-    if request.options.tools and not direct_providers_configured():
+    asked, prepared, offered = await db.run_once(_prepare, request, flags)
+    turn = Turn(asked, prepared, flags, tool_definitions=offered)
+    _running[turn.id] = turn
+    # A fresh context: the turn outlives the request, so it must not inherit the request's
+    # thread-sensitive executor (and its database connection).
+    turn.task = asyncio.create_task(turn.run(), name=f"turn-{turn.id}", context=contextvars.Context())
+    _ensure_heartbeat()
+    return turn
+
+
+def _prepare(
+    request: TurnRequest | Callable[[], TurnRequest], flags: Mapping[str, Any]
+) -> tuple[TurnRequest, store.PreparedTurn, tuple[dict[str, Any], ...]]:
+    """Everything before the provider is called, in one database job (sync)."""
+    asked = request() if callable(request) else request
+    if asked.options.tools and not direct_providers_configured():
         raise TurnError(
             "tools_unavailable",
             "The local model (embedded mode) cannot call tools. Leave config.tools out, or set a provider "
@@ -96,15 +115,8 @@ async def start_turn(request: TurnRequest) -> Turn:
             422,
             "config.tools",
         )
-    offered = tool_registry.definitions(request.options.tools, getattr(request.user, "tier", "free"))
-    prepared = await db.run_once(store.prepare, request, limit)
-    turn = Turn(request, prepared, flags, tool_definitions=offered)
-    _running[turn.id] = turn
-    # A fresh context: the turn outlives the request, so it must not inherit the request's
-    # thread-sensitive executor (and its database connection).
-    turn.task = asyncio.create_task(turn.run(), name=f"turn-{turn.id}", context=contextvars.Context())
-    _ensure_heartbeat()
-    return turn
+    offered = tool_registry.definitions(asked.options.tools, getattr(asked.user, "tier", "free"))
+    return asked, store.prepare(asked, limits.limit_for(asked.user, flags)), offered
 
 
 def prompt(branch: tuple[ChatMessage, ...], request: TurnRequest) -> tuple[ChatMessage, ...]:

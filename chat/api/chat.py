@@ -24,9 +24,10 @@ from django.http.response import HttpResponseBase
 from ninja import Router
 from pydantic import ValidationError
 
-from chat import db, store
+from chat import store
 from chat.access import aconversation_for, as_uuid
 from chat.api import streams
+from chat.api.auth import caller, deferred_api_key, session
 from chat.api.schemas import (
     AnswerOut,
     ChatConfig,
@@ -122,7 +123,7 @@ def chat_uuid(user, chat_id: str) -> uuid.UUID:
 
 
 def turn_request(user, payload: ChatRequest) -> TurnRequest:
-    """What the request asks for. Reads the database only for the AI SDK form's ids (sync)."""
+    """What the request asks for (sync: the AI SDK form's ids are looked up in the database)."""
     messages = payload.messages
     texts = []
     for i, message in enumerate(messages):
@@ -215,15 +216,16 @@ def turn_request(user, payload: ChatRequest) -> TurnRequest:
     },
     summary="Send a message; the answer streams back (AI SDK UI message stream)",
     openapi_extra=STREAM_DOC,
+    auth=[deferred_api_key, session],
 )
 async def chat_v2(request, payload: ChatRequest) -> HttpResponseBase:
-    user = request.auth
-    if payload.id or payload.trigger or payload.messageId:
-        asked = await db.run(turn_request, user, payload)
-    else:
-        asked = turn_request(user, payload)  # no database work in the spec's form
+    auth = request.auth
+
+    def asked() -> TurnRequest:  # on the database thread, in the job that saves the message
+        return no_store(request, turn_request(caller(auth), payload))
+
     try:
-        turn = await start_turn(no_store(request, asked))
+        turn = await start_turn(asked)
     except IntegrityError:  # two first requests of one new chat id at once
         raise TurnError(
             "conflict", "That conversation is being created by another request; retry.", 409
