@@ -14,6 +14,7 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import unescapeAll
 
+from chat.frames import Memo
 from chat.highlight import code_block
 
 
@@ -94,12 +95,17 @@ def markdown_html(text: str, enhanced: bool = False) -> str:
     )
 
 
-def delta_fragment(message_id: str, text: str) -> str:
-    return f'<span hx-swap-oob="beforeend:#mc-{message_id}">{escape(text, quote=False)}</span>'
-
-
-def reasoning_fragment(message_id: str, text: str) -> str:
-    return f'<span hx-swap-oob="beforeend:#mr-{message_id}">{escape(text, quote=False)}</span>'
+# A delta's fragment, the per-token piece: encoded once for every watcher of the answer (chat.frames).
+delta_fragment = Memo(
+    lambda message_id, text: (
+        f'<span hx-swap-oob="beforeend:#mc-{message_id}">{escape(text, quote=False)}</span>'
+    )
+)
+reasoning_fragment = Memo(
+    lambda message_id, text: (
+        f'<span hx-swap-oob="beforeend:#mr-{message_id}">{escape(text, quote=False)}</span>'
+    )
+)
 
 
 def first_token_fragment(message_id: str) -> str:

@@ -36,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chat.events import StepFinished, TextSnapshot, TurnFinished
+from chat.frames import Memo
 from chat.schemas import ErrorPart, ProviderSwitchPart, SourcePart, ToolCallPart, dump_part
 from providers.events import ReasoningDelta, TextDelta, ToolInputDelta
 
@@ -54,6 +55,13 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str
 def part(obj: dict[str, Any]) -> bytes:
     """One SSE event carrying one protocol part."""
     return b"data: " + _dumps(obj).encode() + b"\n\n"
+
+
+# A delta's frame, the per-token piece: encoded once for every watcher of the answer (chat.frames).
+text_delta_frame = Memo(lambda part_id, delta: part({"type": "text-delta", "id": part_id, "delta": delta}))
+reasoning_delta_frame = Memo(
+    lambda part_id, delta: part({"type": "reasoning-delta", "id": part_id, "delta": delta})
+)
 
 
 def finish_reason(reason: str | None, status: str, error: bool) -> str:
@@ -108,7 +116,7 @@ class UIMessageStreamEncoder:
             self._close_reasoning(out)
             self._text_id = self._next_id("text")
             out.append(part({"type": "text-start", "id": self._text_id}))
-        out.append(part({"type": "text-delta", "id": self._text_id, "delta": delta}))
+        out.append(text_delta_frame(self._text_id, delta))
         self._sent.append(delta)
 
     def reasoning(self, delta: str, out: list[bytes]) -> None:
@@ -116,7 +124,7 @@ class UIMessageStreamEncoder:
             self._close_text(out)
             self._reasoning_id = self._next_id("reasoning")
             out.append(part({"type": "reasoning-start", "id": self._reasoning_id}))
-        out.append(part({"type": "reasoning-delta", "id": self._reasoning_id, "delta": delta}))
+        out.append(reasoning_delta_frame(self._reasoning_id, delta))
 
     def data(self, name: str, data: dict[str, Any], out: list[bytes], part_id: str | None = None) -> None:
         obj: dict[str, Any] = {"type": f"data-{name}", "data": data}
