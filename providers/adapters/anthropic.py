@@ -1,5 +1,10 @@
 """Anthropic Messages, on the official ``anthropic`` SDK.
 
+The SDK builds, authenticates and sends the request and maps HTTP error statuses; the SSE body is
+parsed here (``SseEvents``, then each event's JSON into a plain dict), as in ``openai_compat``,
+which saves the SDK's typed (pydantic) object for every event. Deltas that arrive in one network
+read go on as one event.
+
 System messages go to ``system=``; consecutive same-role messages are merged; a
 trailing assistant message is a prefill that Claude continues. The 2.x SDK sends
 API version 2026-10-21, which rejects sampling parameters (even
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
@@ -21,6 +27,8 @@ from providers.adapters._common import (
     HEALTH_TIMEOUT_S,
     Deadline,
     SdkErrors,
+    SseEvents,
+    flush_deltas,
     map_error,
     missing_key_error,
     parse_retry_after,
@@ -72,8 +80,11 @@ class AnthropicProvider(Provider):
         if self._client is None:
             raise missing_key_error(self.config)
         deadline = Deadline(self.config)
+        # The SDK builds, authenticates and sends the request and maps HTTP errors; the SSE body is
+        # parsed here, once, into plain dicts (as in openai_compat) instead of the SDK's typed events.
+        call = self._client.messages.with_streaming_response.create(**_params(request))
         try:
-            sdk_stream = await deadline.run(self._client.messages.create(**_params(request)))
+            response = await deadline.run(call.__aenter__())
         except ProviderError:
             raise
         except Exception as err:
@@ -83,79 +94,115 @@ class AnthropicProvider(Provider):
         stop_reason: str | None = None
         finished = False
         tool: list[Any] | None = None  # [id, name, [json pieces]] of the open tool_use block
+        # Deltas read together (one network read) go on as one event, text and thinking kept apart
+        # and in order, as in openai_compat.
+        text: list[str] = []
+        thought: list[str] = []
+        events = SseEvents()
         try:
             yield usage  # the vendor took the request: it bills it, whatever happens next
-            while True:
+            received = response.http_response.aiter_bytes()
+            while not finished:
                 try:
-                    event = await deadline.run(anext(sdk_stream))
+                    data = await deadline.run(anext(received))
                 except StopAsyncIteration:
                     break
-                kind = event.type
-                if kind == "content_block_delta":
-                    delta = event.delta
-                    if delta.type == "text_delta":
-                        if delta.text:
-                            deadline.has_content = True
-                            yield TextDelta(delta.text)
-                    elif delta.type == "thinking_delta":
-                        if delta.thinking:
-                            deadline.has_content = True
-                            yield ReasoningDelta(delta.thinking)
-                    elif delta.type == "input_json_delta" and tool is not None:
-                        tool[2].append(delta.partial_json)
-                        if delta.partial_json:
-                            yield ToolInputDelta(tool[0], tool[1], delta.partial_json)
-                elif kind == "message_start":
-                    # The input is known (and billed) from here on; the output only at message_delta.
-                    reported = event.message.usage
-                    cached = reported.cache_read_input_tokens or 0
-                    written = reported.cache_creation_input_tokens or 0
-                    usage = Usage(
-                        input_tokens=reported.input_tokens + cached + written,
-                        output_tokens=reported.output_tokens or 0,
-                        cached_input_tokens=cached,
-                        cache_write_tokens=written,
-                        output_estimated=True,
-                    )
-                    yield usage
-                elif kind == "content_block_start":
-                    block = event.content_block
-                    if block.type == "tool_use":
-                        deadline.has_content = True
-                        tool = [block.id, block.name, []]
-                elif kind == "content_block_stop":
-                    if tool is not None:
-                        yield ToolCall(
-                            id=tool[0],
-                            name=tool[1],
-                            args=tool_args(self.config.name, tool[1], "".join(tool[2])),
-                        )
-                        tool = None
-                elif kind == "message_delta":
-                    if event.delta.stop_reason:
-                        stop_reason = event.delta.stop_reason
-                    if event.usage is not None and event.usage.output_tokens is not None:
-                        usage = replace(
-                            usage, output_tokens=event.usage.output_tokens, output_estimated=False
+                for payload in events.feed(data):
+                    event = json.loads(payload)
+                    kind = event["type"]
+                    if kind == "content_block_delta":
+                        delta = event["delta"]
+                        delta_kind = delta["type"]
+                        if delta_kind == "text_delta":
+                            if delta["text"]:
+                                deadline.has_content = True
+                                if thought:
+                                    yield ReasoningDelta("".join(thought))
+                                    thought.clear()
+                                text.append(delta["text"])
+                        elif delta_kind == "thinking_delta":
+                            if delta["thinking"]:
+                                deadline.has_content = True
+                                if text:
+                                    yield TextDelta("".join(text))
+                                    text.clear()
+                                thought.append(delta["thinking"])
+                        elif delta_kind == "input_json_delta" and tool is not None:
+                            tool[2].append(delta["partial_json"])
+                            if delta["partial_json"]:
+                                for pending in flush_deltas(text, thought):
+                                    yield pending
+                                yield ToolInputDelta(tool[0], tool[1], delta["partial_json"])
+                        # signature_delta: the thinking block's signature, not kept (see _params).
+                        continue
+                    for pending in flush_deltas(text, thought):  # whatever comes next goes after them
+                        yield pending
+                    if kind == "message_start":
+                        # The input is known (and billed) from here on; the output only at message_delta.
+                        reported = event["message"]["usage"]
+                        cached = reported.get("cache_read_input_tokens") or 0
+                        written = reported.get("cache_creation_input_tokens") or 0
+                        usage = Usage(
+                            input_tokens=reported["input_tokens"] + cached + written,
+                            output_tokens=reported.get("output_tokens") or 0,
+                            cached_input_tokens=cached,
+                            cache_write_tokens=written,
+                            output_estimated=True,
                         )
                         yield usage
-                elif kind == "message_stop":
-                    finished = True
+                    elif kind == "content_block_start":
+                        block = event["content_block"]
+                        if block["type"] == "tool_use":
+                            deadline.has_content = True
+                            tool = [block["id"], block["name"], []]
+                    elif kind == "content_block_stop":
+                        if tool is not None:
+                            yield ToolCall(
+                                id=tool[0],
+                                name=tool[1],
+                                args=tool_args(self.config.name, tool[1], "".join(tool[2])),
+                            )
+                            tool = None
+                    elif kind == "message_delta":
+                        if event["delta"].get("stop_reason"):
+                            stop_reason = event["delta"]["stop_reason"]
+                        output_tokens = (event.get("usage") or {}).get("output_tokens")
+                        if output_tokens is not None:
+                            usage = replace(usage, output_tokens=output_tokens, output_estimated=False)
+                            yield usage
+                    elif kind == "message_stop":
+                        finished = True
+                        break
+                    elif kind == "error":
+                        # An error inside the 200 stream (e.g. overloaded_error mid-answer).
+                        raise self._stream_error(event.get("error"))
+                    # ping, and event types added later: nothing to hand on.
+                # The read is used up: what it brought goes on before the next wait.
+                for pending in flush_deltas(text, thought):
+                    yield pending
             if not finished:
-                raise ProviderError(
-                    "stream cut: the stream ended without message_stop",
-                    provider=self.config.name,
-                    retryable=True,
+                reason = (
+                    "the body ended mid-event" if events.pending else "the stream ended without message_stop"
                 )
+                raise ProviderError(f"stream cut: {reason}", provider=self.config.name, retryable=True)
             yield Finish(_FINISH_REASONS.get(stop_reason or "", "other"))
         except ProviderError:
+            for pending in flush_deltas(text, thought):  # what came before the break is the answer's
+                yield pending
             raise
         except Exception as err:
+            for pending in flush_deltas(text, thought):
+                yield pending
             raise self._map_error(err, streaming=True) from err
         finally:
             deadline.close()
             with contextlib.suppress(Exception):
-                await sdk_stream.close()
+                await call.__aexit__(None, None, None)
+
+    def _stream_error(self, error: Any) -> ProviderError:
+        """An ``event: error`` inside a 200 stream: retryable, whatever its type."""
+        message = (error.get("message") or error.get("type")) if isinstance(error, dict) else error
+        return ProviderError(f"stream error: {message}", provider=self.config.name, retryable=True)
 
     async def health(self) -> bool:
         if self._client is None:
@@ -182,15 +229,14 @@ class AnthropicProvider(Provider):
             if not isinstance(err, anthropic.APIStatusError):
                 return None
             code = err.status_code
-            if streaming and code == 200:
-                # An ``event: error`` inside the stream (e.g. overloaded_error mid-answer).
-                return ProviderError(f"stream error: {err.message}", provider=name, retryable=True)
             return status_error(name, code, f"{code} {err.message}", parse_retry_after(err.response.headers))
 
         return SdkErrors(
             status=status,
             timeouts=(anthropic.APITimeoutError,),
             connections=(anthropic.APIConnectionError,),
+            # KeyError/TypeError/AttributeError: an event that parses as JSON but not into what we expect.
+            malformed=(ValueError, KeyError, TypeError, AttributeError),
         )
 
 

@@ -1,9 +1,9 @@
-"""The Anthropic adapter on the anthropic SDK."""
+"""The Anthropic adapter: the anthropic SDK sends the request, the SSE body is parsed here."""
 
 from __future__ import annotations
 
 from providers.base import ChatMessage, ProviderError, ProviderRequest
-from providers.events import Finish, ReasoningDelta, TextDelta, ToolCall
+from providers.events import Finish, ReasoningDelta, TextDelta, ToolCall, Usage
 from tests.fixtures.emulator import collect
 
 MODEL = "claude-sonnet-5-5"
@@ -101,3 +101,81 @@ async def test_it_makes_exactly_one_request_per_attempt(emu, emulated_provider):
 
     assert isinstance(error, ProviderError) and error.status == 529 and error.retryable
     assert len(emu.requests()) == 1
+
+
+def ask(text: str = "Explain photosynthesis in green plants", **kwargs) -> ProviderRequest:
+    return ProviderRequest(MODEL, (ChatMessage("user", text),), **kwargs)
+
+
+def texts(events) -> list[str]:
+    return [e.text for e in events if isinstance(e, TextDelta)]
+
+
+async def test_deltas_that_arrive_together_go_on_as_one_event_and_in_order(emu, emulated_provider):
+    """Thinking and text read in one network read are one event each, in the order they came."""
+    request = ask("Why do cats purr?", reasoning=True)
+    provider = emulated_provider("anthropic")
+    emu.timing(provider="anthropic", ttft_ms=1, chunk_ms=15, chunks=30)
+    spread, error = await collect(provider, request)
+    assert error is None
+    emu.timing(provider="anthropic", ttft_ms=1, chunk_ms=0, chunks=30)  # all but the first token in one write
+    together, error = await collect(provider, request)
+    assert error is None
+
+    def kinds(events):
+        out = []
+        for e in events:
+            if type(e) in (TextDelta, ReasoningDelta) and (not out or out[-1] is not type(e)):
+                out.append(type(e))
+        return out
+
+    def joined(events, kind):
+        return "".join(e.text for e in events if type(e) is kind)
+
+    for kind in (TextDelta, ReasoningDelta):
+        assert joined(together, kind) == joined(spread, kind) and joined(spread, kind)
+    assert kinds(together) == kinds(spread) == [ReasoningDelta, TextDelta]
+    pieces = [e for e in together if type(e) in (TextDelta, ReasoningDelta)]
+    assert len(pieces) <= 3  # the first token, then the rest as thinking and as text
+    assert len([e for e in spread if type(e) in (TextDelta, ReasoningDelta)]) > 10
+    assert isinstance(together[-2], Usage) and not together[-2].output_estimated
+    assert together[-1] == Finish("stop")
+
+
+async def test_an_error_event_mid_stream_is_a_retryable_error_after_the_text_before_it(
+    emu, emulated_provider
+):
+    provider = emulated_provider("anthropic")
+    full, _ = await collect(provider, ask())
+    # chunk_ms 0: the tokens after the first come in one write with the error event.
+    emu.timing(provider="anthropic", chunk_ms=0)
+    emu.fault(provider="anthropic", kind="error", after_tokens=5, times=1)
+
+    events, error = await collect(provider, ask())
+
+    assert "".join(texts(events)) == "".join(texts(full)[:5])
+    assert len(texts(events)) <= 2  # read with the error, handed on before it
+    assert not any(isinstance(e, Finish) for e in events)
+    assert isinstance(error, ProviderError)
+    assert error.message == "stream error: Overloaded"
+    assert error.retryable and error.status is None
+    usage = [e for e in events if isinstance(e, Usage)][-1]
+    assert usage.input_tokens == emu.requests()[-1]["outcome"]["billed"]["input_tokens"]
+
+
+async def test_a_body_cut_mid_event_is_a_retryable_stream_cut_after_the_text_before_it(
+    emu, emulated_provider
+):
+    provider = emulated_provider("anthropic")
+    full, _ = await collect(provider, ask())
+    emu.timing(provider="anthropic", chunk_ms=0)  # the tokens after the first in one write with half an event
+    emu.fault(provider="anthropic", kind="cut", after_tokens=6, mid_event=True, times=1)
+
+    events, error = await collect(provider, ask())
+
+    assert "".join(texts(events)) == "".join(texts(full)[:6])
+    assert len(texts(events)) <= 2
+    assert not any(isinstance(e, Finish) for e in events)
+    assert isinstance(error, ProviderError)
+    assert error.message == "stream cut: the body ended mid-event"
+    assert error.retryable and error.status is None

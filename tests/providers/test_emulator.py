@@ -178,6 +178,45 @@ def test_a_malformed_fault_sends_a_chunk_that_is_not_json(emu):
         json.loads(data[-1])
 
 
+ANTHROPIC_BODY = {
+    "model": "claude-sonnet-5-5",
+    "max_tokens": 100,
+    "stream": True,
+    "messages": [{"role": "user", "content": "hi"}],
+}
+
+
+def anthropic_stream(emu: EmulatorHandle) -> str:
+    response = httpx2.post(
+        emu.base_url("anthropic") + "/v1/messages",
+        json=ANTHROPIC_BODY,
+        headers={"x-api-key": "k"},
+        timeout=10,
+    )
+    return response.text
+
+
+def test_an_error_fault_sends_the_wires_error_event_inside_the_stream(emu):
+    emu.fault(provider="anthropic", kind="error", after_tokens=2, times=1)
+
+    body = anthropic_stream(emu)
+
+    assert body.count("text_delta") == 2 and "message_stop" not in body
+    assert body.endswith(
+        'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    )
+
+
+def test_a_cut_fault_can_end_the_body_in_the_middle_of_an_event(emu):
+    emu.fault(provider="anthropic", kind="cut", after_tokens=3, mid_event=True, times=1)
+
+    body = anthropic_stream(emu)
+
+    complete, _, rest = body.rpartition("\n\n")
+    assert complete.count("text_delta") == 3
+    assert rest.startswith("event: content_block_delta") and "message_stop" not in body
+
+
 async def test_a_stall_does_not_block_other_requests(emu):
     emu.fault(provider="groq", kind="stall", stall_ms=5_000, times=1)
     async with httpx2.AsyncClient(timeout=10) as client:
