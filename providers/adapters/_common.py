@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx2
 
 from providers.base import ProviderConfig, ProviderError
+from providers.events import Event, ReasoningDelta, TextDelta
 
 T = TypeVar("T")
 
@@ -182,6 +183,22 @@ def sse_data(event: bytes) -> bytes | None:
         return event[6:]  # the usual case: one data line
     lines = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
     return b"\n".join(lines) if lines else None
+
+
+def flush_pending(text: list[str], thought: list[str]) -> list[Event]:
+    """The pending thinking or text (one of them at most) as one event, and nothing pending after.
+
+    Adapters that coalesce the deltas of one network read keep them in these two lists (one of them
+    non-empty at a time, so the order holds) and flush before any other event and at each read's end.
+    """
+    out: list[Event] = []
+    if thought:
+        out.append(ReasoningDelta("".join(thought)))
+        thought.clear()
+    if text:
+        out.append(TextDelta("".join(text)))
+        text.clear()
+    return out
 
 
 def sdk_client_options(config: ProviderConfig) -> dict[str, Any]:

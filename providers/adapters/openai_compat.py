@@ -20,6 +20,7 @@ from providers.adapters._common import (
     Deadline,
     SdkErrors,
     SseEvents,
+    flush_pending,
     map_error,
     missing_key_error,
     parse_retry_after,
@@ -112,14 +113,14 @@ class OpenAICompatProvider(Provider):
                             text.append(content)
                         if delta.get("tool_calls"):
                             deadline.has_content = True
-                            for event in _flush(text, thought):
+                            for event in flush_pending(text, thought):
                                 yield event
                             for call_id, name, piece in _add_tool_call_pieces(tools, delta["tool_calls"]):
                                 yield ToolInputDelta(call_id, name, piece)
                         if choice.get("finish_reason"):
                             finish = _FINISH_REASONS.get(choice["finish_reason"], "other")
                     if chunk.get("usage"):
-                        for event in _flush(text, thought):
+                        for event in flush_pending(text, thought):
                             yield event
                         yield _map_usage(chunk["usage"])  # before the end: a cut after it keeps it
                 # The read is used up: what it brought goes on before the next wait.
@@ -140,11 +141,11 @@ class OpenAICompatProvider(Provider):
                 yield ToolCall(id=call_id, name=name, args=tool_args(self.config.name, name, "".join(pieces)))
             yield Finish(finish)
         except ProviderError:
-            for event in _flush(text, thought):  # what came before the break is the answer's
+            for event in flush_pending(text, thought):  # what came before the break is the answer's
                 yield event
             raise
         except Exception as err:
-            for event in _flush(text, thought):
+            for event in flush_pending(text, thought):
                 yield event
             raise self._map_error(err, streaming=True) from err
         finally:
@@ -241,18 +242,6 @@ def _params(request: ProviderRequest) -> dict[str, Any]:
     if request.trace_id:
         params["extra_headers"] = {"x-trace-id": request.trace_id}
     return params
-
-
-def _flush(text: list[str], thought: list[str]) -> list[Event]:
-    """The pending thinking or text (one of them at most) as one event, and nothing pending after."""
-    out: list[Event] = []
-    if thought:
-        out.append(ReasoningDelta("".join(thought)))
-        thought.clear()
-    if text:
-        out.append(TextDelta("".join(text)))
-        text.clear()
-    return out
 
 
 def _add_tool_call_pieces(

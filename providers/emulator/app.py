@@ -48,25 +48,28 @@ Control API (state lives in process memory: one emulator per test session)
 
     {"provider": "groq",          # first path segment ("gemini" for Google; "google" is accepted;
                                   # "*" matches any provider)
-     "kind": "status",            # "status" | "stall" | "cut" | "malformed"
+     "kind": "status",            # "status" | "stall" | "cut" | "malformed" | "error"
      "status": 503,               # kind=status: the HTTP status (default 503), with the wire's error body
      "retry_after": 2,            # kind=status: adds a Retry-After header (seconds)
-     "after_tokens": 20,          # stall/cut/malformed: content tokens sent first (default 0)
+     "after_tokens": 20,          # stall/cut/malformed/error: content tokens sent first (default 0)
      "stall_ms": 30000,           # stall: how long nothing is sent (default 30 s); then the stream resumes
      "abort": false,              # cut: true drops the connection mid-body instead of ending it cleanly
+     "mid_event": false,          # cut: true sends the first half of the next event before the cut
      "times": 3,                  # how many requests it hits; absent: until cleared
      "skip": 1}                   # requests let through untouched first (e.g. a tool loop's step 1)
 
 Faults apply to generation requests only (not model lists), are matched by
 provider and consumed in the order they were added. ``cut`` ends the stream
 without the wire's end marker (no finish chunk / ``[DONE]`` / ``message_stop``);
-``malformed`` sends one chunk that is not valid JSON, then ends.
+``malformed`` sends one chunk that is not valid JSON, then ends; ``error`` sends the wire's error
+event inside the 200 stream (Anthropic ``event: error`` with an ``overloaded_error``; OpenAI and Gemini
+a ``data: {"error": ...}`` chunk), then ends.
 
 - ``DELETE /_control/faults``: clear all faults and runtime timing overrides.
 - ``GET /_control/faults``: the active faults.
 - ``POST /_control/timing`` ``{"provider": "*"|name, "ttft_ms": .., "chunk_ms": .., "chunks": ..}``:
   change timing at runtime (``chunks`` fixes the number of content tokens; ``chunk_ms`` 0 sends all
-  but the first token in one write).
+  but the first token in one write, with a fault's own bytes when one applies; a stall keeps the pace).
 - ``GET /_control/requests``: the request log, newest last (method, path, provider,
   model, headers with credentials redacted, JSON body, outcome: status, fault,
   tokens_sent, finished, and ``billed``: what this vendor bills for the request —
@@ -99,7 +102,7 @@ from providers.emulator.answers import (
 )
 from providers.emulator.wires import AnthropicWire, Conversation, Counts, GeminiWire, OpenAIWire, dumps
 
-FAULT_KINDS = ("status", "stall", "cut", "malformed")
+FAULT_KINDS = ("status", "stall", "cut", "malformed", "error")
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie"})
 _PROVIDER_ALIASES = {"google": "gemini"}
 _CACHE_TTL_S = 300.0
@@ -134,6 +137,7 @@ class Fault:
     after_tokens: int = 0
     stall_ms: float = 30_000
     abort: bool = False
+    mid_event: bool = False
     times: int | None = None
     skip: int = 0  # matching requests let through untouched before the fault applies
 
@@ -151,6 +155,7 @@ class Fault:
             if spec.get(name) is not None:
                 setattr(fault, name, float(spec[name]))
         fault.abort = bool(spec.get("abort", False))
+        fault.mid_event = bool(spec.get("mid_event", False))
         if fault.times is not None and fault.times < 1:
             raise ValueError("times must be >= 1")
         if fault.skip < 0:
@@ -387,6 +392,8 @@ class Emulator:
         if fault is not None and fault.kind == "malformed":
             outcome.update(status=200, finished=True, billed=_billed(plan.counts))
             return Response(b'{"id": "truncated', 200, media_type="application/json")
+        if fault is not None and fault.kind == "error":  # no stream to put it in: the wire's error status
+            return self._error(plan.wire, 529 if plan.wire.name == "anthropic" else 503, "Overloaded", entry)
         counts = plan.counts
         counts.output_tokens = (
             len(plan.frames) if plan.tool else len(plan.text.split()) + plan.reasoning_count
@@ -534,8 +541,11 @@ class _SSEStream:
         finally:
             watcher.cancel()
 
-    async def _apply_fault(self, send: Any, gone: asyncio.Event) -> bool:
-        """Apply the fault at this point; True when the stream must end here."""
+    async def _apply_fault(
+        self, send: Any, gone: asyncio.Event, upcoming: bytes = b"", held: list[bytes] | None = None
+    ) -> bool:
+        """Apply the fault at this point; True when the stream must end here. ``upcoming`` is the
+        event due next; ``held``, the frames of a burst not sent yet: they go in the fault's write."""
         fault = self.fault
         assert fault is not None
         self.fault = None
@@ -545,9 +555,16 @@ class _SSEStream:
             except TimeoutError:
                 return False
             return True
+        body = b"".join(held) if held else b""
         if fault.kind == "malformed":
-            await send({"type": "http.response.body", "body": self.plan.wire.malformed(), "more_body": True})
-        elif fault.abort:
+            body += self.plan.wire.malformed()
+        elif fault.kind == "error":
+            body += self.plan.wire.stream_error()
+        elif fault.mid_event:
+            body += upcoming[: len(upcoming) // 2]
+        if body:
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        if fault.kind == "cut" and fault.abort:
             self.entry["outcome"]["aborted"] = True
             return True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -565,13 +582,15 @@ class _SSEStream:
         ttft = self.timing.ttft_ms / 1000
         gap = self.timing.chunk_ms / 1000
         after = self.fault.after_tokens if self.fault else -1
-        # chunk_ms 0 and no fault: after the first token the rest comes in one write, as from a vendor
-        # or proxy that buffers (a client then reads many chunks at once).
-        burst: list[bytes] | None = [] if gap == 0 and self.fault is None else None
+        # chunk_ms 0 and no stall: after the first token the rest comes in one write (up to the fault
+        # and what it sends), as from a vendor or proxy that buffers (a client then reads many chunks
+        # at once).
+        stall = self.fault is not None and self.fault.kind == "stall"
+        burst: list[bytes] | None = [] if gap == 0 and not stall else None
         sent = 0
         for frame, is_token in plan.frames:
             if is_token:
-                if sent == after and await self._apply_fault(send, gone):
+                if sent == after and await self._apply_fault(send, gone, frame, burst):
                     return
                 if sent == 0 or burst is None:
                     await asyncio.sleep(ttft if sent == 0 else gap)

@@ -180,6 +180,10 @@ class OpenAIWire:
     def malformed(self) -> bytes:
         return self._head + b'"content":"unterminated\n\n'
 
+    def stream_error(self) -> bytes:
+        error = {"message": "The server is overloaded (emulated).", "type": "server_error", "code": None}
+        return b"data: " + dumps({"error": error}) + b"\n\n"
+
     def complete(
         self, text: str, reasoning: str, tool: tuple[str, dict[str, Any]] | None, reason: str, counts: Counts
     ) -> dict[str, Any]:
@@ -370,6 +374,9 @@ class GeminiWire:
 
     def malformed(self) -> bytes:
         return b'data: {"candidates":[{"content":{"parts":[{"text":"unterminated\r\n\r\n'
+
+    def stream_error(self) -> bytes:
+        return b"data: " + dumps(self.error(503, "The model is overloaded (emulated).")) + b"\r\n\r\n"
 
     def complete(
         self, text: str, reasoning: str, tool: tuple[str, dict[str, Any]] | None, reason: str, counts: Counts
@@ -583,6 +590,9 @@ class AnthropicWire:
         return (
             b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":\n\n'
         )
+
+    def stream_error(self) -> bytes:
+        return _sse(b"error", b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}')
 
     def complete(
         self, text: str, reasoning: str, tool: tuple[str, dict[str, Any]] | None, reason: str, counts: Counts
