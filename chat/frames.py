@@ -21,7 +21,7 @@ class Memo(Generic[T]):
     __slots__ = ("_encode", "_items", "size")
 
     def __init__(self, encode: Callable[[str, str], T], size: int = 1024) -> None:
-        self._encode = encode
+        self._encode: Callable[[str, str], T] = encode
         self._items: dict[tuple[str, str], T] = {}
         self.size = size
 

@@ -1,31 +1,51 @@
-"""Google Gemini, on the ``google-genai`` SDK (the successor of ``google-generativeai``).
+"""Google Gemini's ``streamGenerateContent`` SSE wire, sent through the ``google-genai`` SDK.
 
-System messages become ``system_instruction``, assistant turns are role "model".
-With ``request.reasoning`` the request asks for thought summaries, which arrive as
-parts marked ``thought`` and become ``ReasoningDelta``. The SDK does not retry
-unless asked to, and automatic function calling is turned off: tool calls are
-returned, never executed here.
+System messages become ``system_instruction``, assistant turns are role "model". With
+``request.reasoning`` the request asks for thought summaries, which arrive as parts marked
+``thought`` and become ``ReasoningDelta``. Tool calls are returned, never executed here.
+
+The SDK builds the request and owns the connection pool; the SSE body is parsed here. The SDK's
+streaming call turns every chunk into pydantic ``GenerateContentResponse`` objects (the larger
+part of this adapter's CPU) and nests async generators around the HTTP response, which then
+stays open until garbage collection when the stream is left early. So the request goes out the
+way ``generate_content_stream`` sends it, piece by piece: the SDK's own converter
+(``_GenerateContentParameters_to_mldev``) turns our dict contents and config into the wire's
+camelCase body, its ``_build_request`` makes the URL (``…/v1beta/models/{model}:streamGenerateContent
+?alt=sse``) and headers (``x-goog-api-key``, our extra headers), and its own async httpx2 client
+(one pool per event loop, ``_POOL_LIMITS``) sends it. An error status becomes the SDK's
+``errors.APIError`` through ``APIError.raise_for_async_response``, as in the SDK. We hold the
+response and close it in ``finally``; the body is split by ``SseEvents`` and each event is read
+with ``json.loads`` into plain dicts.
+
+These SDK pieces are private (underscored) but are the ones the SDK's own streaming call is made
+of; the SDK has no public way to send a request and hand back the raw response. The version is
+pinned in requirements.txt, and the adapter tests check the URL, headers and body against the
+emulator: run them when bumping it. What the SDK's call did and this one does not: no automatic
+continuation (a ``CONTINUATION`` finish is reported as "length": the answer stopped before the
+model finished), no automatic function calling (it was off here anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 import httpx2
 from google import genai
-from google.genai import errors, types
+from google.genai import _common as sdk_common
+from google.genai import errors, models, types
 
 from providers.adapters._common import (
     HEALTH_TIMEOUT_S,
     Deadline,
     SdkErrors,
+    SseEvents,
+    flush_deltas,
     map_error,
     missing_key_error,
     parse_retry_after,
@@ -37,6 +57,7 @@ from providers.events import ACCEPTED, Event, Finish, ReasoningDelta, TextDelta,
 _FINISH_REASONS = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
+    "CONTINUATION": "length",  # the SDK would have asked for the rest; see the module docstring
     "SAFETY": "content-filter",
     "RECITATION": "content-filter",
     "BLOCKLIST": "content-filter",
@@ -48,18 +69,6 @@ _FINISH_REASONS = {
 _RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
 # httpx2's default pool (100 connections) would queue the 101st concurrent stream.
 _POOL_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
-# The SDK nests several async generators around the HTTP response; closing the
-# outer one leaves the response open until garbage collection. A response hook
-# hands each response to the attempt that is awaiting it, which closes it itself.
-_ATTEMPT_RESPONSES: contextvars.ContextVar[list[httpx2.Response] | None] = contextvars.ContextVar(
-    "gemini_attempt_responses", default=None
-)
-
-
-async def _claim_response(response: httpx2.Response) -> None:
-    responses = _ATTEMPT_RESPONSES.get()
-    if responses is not None:
-        responses.append(response)
 
 
 class GeminiProvider(Provider):
@@ -70,7 +79,7 @@ class GeminiProvider(Provider):
             options: dict[str, Any] = {
                 "api_version": "v1beta",
                 "timeout": int(config.timeout_s * 1000),
-                "async_client_args": {"limits": _POOL_LIMITS, "event_hooks": {"response": [_claim_response]}},
+                "async_client_args": {"limits": _POOL_LIMITS},
             }
             if config.base_url:
                 options["base_url"] = config.base_url
@@ -82,103 +91,162 @@ class GeminiProvider(Provider):
         if self._client is None:
             raise missing_key_error(self.config)
         deadline = Deadline(self.config)
-        contents, config = _params(request)
-        sdk_stream: Any = None
-        responses: list[httpx2.Response] = []
-        finish: str | None = None
-        usage: Usage | None = None  # the latest the vendor reported (running counts, chunk by chunk)
-        passed_on: Usage | None = None  # the latest the router has
-        called_tool = False
         try:
-            claim = _ATTEMPT_RESPONSES.set(responses)
-            try:
-                sdk_stream = await deadline.run(
-                    self._client.aio.models.generate_content_stream(
-                        # Plain dicts: the SDK validates them into its own types.
-                        model=request.model,
-                        contents=cast(Any, contents),
-                        config=cast(Any, config),
-                    )
-                )
-            finally:
-                _ATTEMPT_RESPONSES.reset(claim)
-            if responses:  # the vendor took the request: it bills it, whatever happens next
-                passed_on = ACCEPTED
-                yield passed_on
+            response = await deadline.run(self._send(self._client, request))
+        except ProviderError:
+            raise
+        except Exception as err:
+            raise self._map_error(err) from err
+
+        finish: str | None = None
+        called_tool = False
+        # The latest usageMetadata (running counts, chunk by chunk), until it is passed on at the end.
+        meta: dict[str, Any] | None = None
+        input_passed_on = ACCEPTED.input_tokens
+        # Parts that arrive together (one network read: under load they queue up) go on as one
+        # event: one router step, one frame, one wake-up per subscriber instead of one per part.
+        # Text and thinking are kept apart and in order: one of them is pending at a time.
+        text: list[str] = []
+        thought: list[str] = []
+        events = SseEvents()
+        try:
+            yield ACCEPTED  # the vendor took the request: it bills it, whatever happens next
+            received = response.aiter_bytes()
             while True:
-                # Set around each await only: this generator runs in its consumer's context.
-                claim = _ATTEMPT_RESPONSES.set(responses)
                 try:
-                    chunk = await deadline.run(anext(sdk_stream))
+                    data = await deadline.run(anext(received))
                 except StopAsyncIteration:
                     break
-                finally:
-                    _ATTEMPT_RESPONSES.reset(claim)
-                if passed_on is None:
-                    passed_on = ACCEPTED
-                    yield passed_on
-                if chunk.usage_metadata is not None:
-                    usage = _map_usage(chunk.usage_metadata)
-                    if usage.input_tokens != passed_on.input_tokens:
-                        # The prompt's count, once: later chunks only move the output's, which is
-                        # passed on when the stream ends (however it ends), not chunk by chunk; until
-                        # then the router counts the output it has seen (Stop ends it unannounced).
-                        passed_on = replace(usage, output_estimated=True)
-                        yield passed_on
-                if not chunk.candidates:
-                    feedback = chunk.prompt_feedback
-                    if feedback is not None and feedback.block_reason:
-                        finish = "content-filter"
-                    continue
-                candidate = chunk.candidates[0]
-                content = candidate.content
-                if content is not None and content.parts:
-                    for part in content.parts:
-                        if part.text:
+                for payload in events.feed(data):
+                    chunk = json.loads(payload)
+                    if "error" in chunk:
+                        raise self._stream_error(chunk["error"])
+                    usage = chunk.get("usageMetadata")
+                    if usage is not None:
+                        meta = usage
+                        prompt = usage.get("promptTokenCount") or 0
+                        if prompt != input_passed_on:
+                            # The prompt's count, once: later chunks only move the output's, which is
+                            # passed on when the stream ends (however it ends), not chunk by chunk; until
+                            # then the router counts the output it has seen (Stop ends it unannounced).
+                            for event in flush_deltas(text, thought):
+                                yield event
+                            input_passed_on = prompt
+                            yield replace(_map_usage(usage), output_estimated=True)
+                    candidates = chunk.get("candidates")
+                    if not candidates:
+                        feedback = chunk.get("promptFeedback")
+                        if feedback and feedback.get("blockReason"):
+                            finish = "content-filter"
+                        continue
+                    candidate = candidates[0]
+                    for part in (candidate.get("content") or {}).get("parts") or ():
+                        piece = part.get("text")
+                        if piece:
                             deadline.has_content = True
-                            yield ReasoningDelta(part.text) if part.thought else TextDelta(part.text)
-                        elif part.function_call is not None:
+                            if part.get("thought"):
+                                if text:
+                                    yield TextDelta("".join(text))
+                                    text.clear()
+                                thought.append(piece)
+                            else:
+                                if thought:
+                                    yield ReasoningDelta("".join(thought))
+                                    thought.clear()
+                                text.append(piece)
+                        elif (call := part.get("functionCall")) is not None:
                             deadline.has_content = True
                             called_tool = True
-                            call = part.function_call
+                            for event in flush_deltas(text, thought):
+                                yield event
+                            name = call.get("name") or ""
                             yield ToolCall(
-                                id=call.id or f"call_{call.name}",
-                                name=call.name or "",
-                                args=dict(call.args or {}),
+                                id=call.get("id") or f"call_{name}",
+                                name=name,
+                                args=dict(call.get("args") or {}),
                             )
-                if candidate.finish_reason is not None:
-                    reason = getattr(candidate.finish_reason, "value", candidate.finish_reason)
-                    finish = _FINISH_REASONS.get(reason, "other")
-            if usage is not None and usage is not passed_on:
-                yield usage
-                passed_on = usage
+                    reason = candidate.get("finishReason")
+                    if reason:
+                        finish = _FINISH_REASONS.get(reason, "other")
+                # The read is used up: what it brought goes on before the next wait.
+                if thought:
+                    yield ReasoningDelta("".join(thought))
+                    thought.clear()
+                if text:
+                    yield TextDelta("".join(text))
+                    text.clear()
+            if meta is not None:
+                usage, meta = meta, None
+                yield _map_usage(usage)
             if finish is None:
+                where = "mid-event" if events.pending else "without a finishReason"
                 raise ProviderError(
-                    "stream cut: the stream ended without a finishReason",
-                    provider=self.config.name,
-                    retryable=True,
+                    f"stream cut: the stream ended {where}", provider=self.config.name, retryable=True
                 )
             yield Finish("tool-calls" if called_tool and finish == "stop" else finish)
         except ProviderError:
-            if usage is not None and usage is not passed_on:
-                yield usage  # what the vendor reported before the stream broke
-            elif passed_on is None and any(r.status_code == 200 for r in responses):
-                yield ACCEPTED  # it took the request, then went quiet (a first-token timeout)
+            for event in flush_deltas(text, thought):  # what came before the break is the answer's
+                yield event
+            if meta is not None:
+                yield _map_usage(meta)  # what the vendor reported before the stream broke
             raise
         except Exception as err:
-            if usage is not None and usage is not passed_on:
-                yield usage
-            elif passed_on is None and any(r.status_code == 200 for r in responses):
-                yield ACCEPTED
+            for event in flush_deltas(text, thought):
+                yield event
+            if meta is not None:
+                yield _map_usage(meta)
             raise self._map_error(err, streaming=deadline.has_content) from err
         finally:
             deadline.close()
-            for response in responses:
-                with contextlib.suppress(Exception):
-                    await response.aclose()
-            if sdk_stream is not None:
-                with contextlib.suppress(Exception):
-                    await sdk_stream.aclose()
+            with contextlib.suppress(Exception):
+                await response.aclose()
+
+    async def _send(self, client: genai.Client, request: ProviderRequest) -> httpx2.Response:
+        """The request as ``generate_content_stream`` sends it; the response (200) before its body.
+
+        An error status raises the SDK's ``errors.APIError``, its body read, the response closed.
+        """
+        api = client._api_client
+        contents, config = _params(request)
+        # What the SDK's own streaming call does with its arguments (google/genai/models.py).
+        parameters = types._GenerateContentParameters(
+            model=request.model, contents=contents, config=types.GenerateContentConfig(**config)
+        )
+        body = models._GenerateContentParameters_to_mldev(api, parameters, None, parameters)
+        path = "{model}:streamGenerateContent?alt=sse".format_map(body["_url"])
+        body.pop("config", None)
+        body = sdk_common.encode_unserializable_types(sdk_common.convert_to_dict(body))
+        built = api._build_request("post", path, body)
+        headers = built.headers
+        if request.trace_id:
+            headers["x-trace-id"] = request.trace_id
+        http = api._async_httpx_client
+        assert http is not None  # None only for Vertex AI on client certificates
+        response = await http.send(
+            http.build_request(
+                "POST",
+                built.url,
+                content=json.dumps(built.data).encode(),
+                headers=headers,
+                timeout=built.timeout,
+            ),
+            stream=True,
+        )
+        try:
+            await errors.APIError.raise_for_async_response(response)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await response.aclose()
+            raise
+        return response
+
+    def _stream_error(self, error: Any) -> ProviderError:
+        """An error object inside a 200 stream (``data: {"error": ...}``)."""
+        if isinstance(error, dict):
+            message = " ".join(str(error[k]) for k in ("code", "status", "message") if error.get(k))
+        else:
+            message = str(error)
+        return ProviderError(f"stream error: {message}", provider=self.config.name, retryable=True)
 
     async def health(self) -> bool:
         if self._client is None:
@@ -212,8 +280,8 @@ class GeminiProvider(Provider):
             message = f"{code} {err.status or ''} {err.message or ''}".strip()
             return status_error(name, code, message, retry_after)
 
-        # ValueError (the default "malformed"): errors.UnknownApiResponseError, a chunk that is not JSON.
-        return SdkErrors(status=status)
+        # AttributeError/TypeError: an event that parses as JSON but not into what we expect.
+        return SdkErrors(status=status, malformed=(ValueError, AttributeError, TypeError))
 
 
 def _retry_delay(details: Any) -> float | None:
@@ -282,21 +350,21 @@ def _params(request: ProviderRequest) -> tuple[list[dict[str, Any]], dict[str, A
                 ]
             }
         ]
-    if request.trace_id:
-        config["http_options"] = {"headers": {"x-trace-id": request.trace_id}}
     return contents, config
 
 
-def _map_usage(meta: Any) -> Usage:
+def _map_usage(meta: dict[str, Any]) -> Usage:
     """``usageMetadata`` (running counts in every chunk, the final ones in the last). A count the
     chunk leaves out is marked estimated, for the router to fill in."""
-    thoughts = meta.thoughts_token_count or 0
+    prompt = meta.get("promptTokenCount")
+    candidates = meta.get("candidatesTokenCount")
+    thoughts = meta.get("thoughtsTokenCount")
     return Usage(
-        input_tokens=meta.prompt_token_count or 0,
+        input_tokens=prompt or 0,
         # candidatesTokenCount leaves out the thoughts; output counts them, like the other wires.
-        output_tokens=(meta.candidates_token_count or 0) + thoughts,
-        cached_input_tokens=meta.cached_content_token_count or 0,
-        reasoning_tokens=thoughts,
-        input_estimated=meta.prompt_token_count is None,
-        output_estimated=meta.candidates_token_count is None and meta.thoughts_token_count is None,
+        output_tokens=(candidates or 0) + (thoughts or 0),
+        cached_input_tokens=meta.get("cachedContentTokenCount") or 0,
+        reasoning_tokens=thoughts or 0,
+        input_estimated=prompt is None,
+        output_estimated=candidates is None and thoughts is None,
     )

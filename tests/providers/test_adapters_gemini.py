@@ -1,4 +1,4 @@
-"""The Gemini adapter on google-genai."""
+"""The Gemini adapter: requests built and sent by google-genai, the SSE body read here."""
 
 from __future__ import annotations
 
@@ -18,14 +18,16 @@ async def test_it_sends_system_as_instruction_and_assistant_turns_as_model(emu, 
             ChatMessage("user", "In Europe please"),
         ),
         max_tokens=200,
+        trace_id="trace-123",
     )
 
-    await collect(emulated_provider("google"), request)
+    await collect(emulated_provider("google", extra_headers={"x-team": "chimera"}), request)
 
     [sent] = emu.requests()
     assert sent["path"] == "/gemini/v1beta/models/gemini-3.8-flash:streamGenerateContent"
     assert sent["query"] == {"alt": "sse"}
     assert sent["headers"]["x-goog-api-key"] == "[redacted]"
+    assert sent["headers"]["x-trace-id"] == "trace-123" and sent["headers"]["x-team"] == "chimera"
     body = sent["body"]
     assert body["systemInstruction"]["parts"] == [{"text": "Be brief."}]
     assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
@@ -73,3 +75,68 @@ async def test_it_makes_exactly_one_request_per_attempt(emu, emulated_provider):
 
     assert isinstance(error, ProviderError) and error.status == 500 and error.retryable
     assert len(emu.requests()) == 1
+
+
+async def test_parts_that_arrive_together_go_on_as_one_event_and_in_order(emu, emulated_provider):
+    """Thinking and text read in one network read are one event each (one router step, one frame
+    downstream), in the order they came; nothing is lost or doubled."""
+    request = ProviderRequest("gemini-3.8-pro", (ChatMessage("user", "Why do cats purr?"),), reasoning=True)
+    emu.timing(provider="gemini", ttft_ms=1, chunk_ms=15, chunks=30)
+    spread, error = await collect(emulated_provider("google"), request)
+    assert error is None
+    emu.timing(provider="gemini", ttft_ms=1, chunk_ms=0, chunks=30)  # all but the first token in one write
+    together, error = await collect(emulated_provider("google"), request)
+    assert error is None
+
+    def kinds(events):
+        out = []
+        for e in events:
+            if type(e) in (TextDelta, ReasoningDelta) and (not out or out[-1] is not type(e)):
+                out.append(type(e))
+        return out
+
+    def joined(events, kind):
+        return "".join(e.text for e in events if type(e) is kind)
+
+    for kind in (TextDelta, ReasoningDelta):
+        assert joined(together, kind) == joined(spread, kind) and joined(spread, kind)
+    assert kinds(together) == kinds(spread) == [ReasoningDelta, TextDelta]
+    pieces = [e for e in together if type(e) in (TextDelta, ReasoningDelta)]
+    assert len(pieces) <= 3  # the first token, then the rest as thinking and as text
+    assert len([e for e in spread if type(e) in (TextDelta, ReasoningDelta)]) > 10
+    assert together[-1] == spread[-1] == Finish("stop")
+    assert [e for e in together if isinstance(e, Usage)][-1] == [e for e in spread if isinstance(e, Usage)][
+        -1
+    ]
+
+
+async def test_an_error_inside_the_stream_is_a_retryable_error_after_what_came_before(emu, emulated_provider):
+    emu.fault(provider="gemini", kind="error", after_tokens=3, times=1)
+
+    events, error = await collect(
+        emulated_provider("google"), ProviderRequest("gemini-3.8-flash", (ChatMessage("user", "hi"),))
+    )
+
+    assert isinstance(error, ProviderError) and error.retryable
+    assert "stream error" in str(error) and "overloaded" in str(error)
+    assert sum(len(e.text.split()) for e in events if isinstance(e, TextDelta)) == 3
+    assert isinstance(events[-1], Usage)
+    assert events[-1].input_tokens == emu.requests()[-1]["outcome"]["billed"]["input_tokens"]
+    assert len(emu.requests()) == 1
+
+
+async def test_a_body_cut_mid_event_keeps_the_usage_reported_so_far(emu, emulated_provider):
+    emu.fault(provider="gemini", kind="cut", after_tokens=4, mid_event=True, times=1)
+
+    events, error = await collect(
+        emulated_provider("google"), ProviderRequest("gemini-3.8-flash", (ChatMessage("user", "hi"),))
+    )
+
+    assert isinstance(error, ProviderError) and error.retryable
+    assert "stream cut" in str(error) and "mid-event" in str(error)
+    assert sum(len(e.text.split()) for e in events if isinstance(e, TextDelta)) == 4
+    usage = events[-1]
+    assert (
+        isinstance(usage, Usage) and usage.output_estimated
+    )  # the prompt's count; the router counts the rest
+    assert usage.input_tokens == emu.requests()[-1]["outcome"]["billed"]["input_tokens"] > 0
