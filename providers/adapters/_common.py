@@ -7,10 +7,11 @@ and ``map_error`` does the rest, so every wire maps errors the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -177,6 +178,20 @@ class SseEvents:
         return bool(self._buffer.strip())
 
 
+# After a wire's last event, how long the rest of the body (its chunked-encoding end) may take.
+DRAIN_S = 1.0
+
+
+async def drain(received: AsyncIterator[bytes]) -> None:
+    """Read a body to its end after the wire's last event (``[DONE]``, ``message_stop``): a response
+    closed before its end takes its connection with it, one read more puts the connection back in
+    the pool for the next request. Failing here costs that connection only, never the answer."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in received:
+                pass
+
+
 def sse_data(event: bytes) -> bytes | None:
     """The data of one SSE event (its ``data:`` lines joined), None for comments-only events."""
     if event.startswith(b"data: ") and b"\n" not in event:
@@ -201,9 +216,21 @@ def flush_deltas(text: list[str], thought: list[str]) -> list[Event]:
     return out
 
 
-def sdk_client_options(config: ProviderConfig) -> dict[str, Any]:
-    """What the openai and anthropic SDK clients are built with: our retries only, our timeouts."""
+# Upstream connections: enough for every open stream, and idle ones kept warm for 90 s rather than
+# httpx's 5 s, so a conversation's next message (seconds to a minute later) skips the TCP and TLS
+# handshakes, tens of milliseconds to a vendor. A connection the vendor closed meanwhile is seen
+# when it is taken from the pool and replaced; a request that still fails to send is retried by
+# the router like any connection error.
+KEEPALIVE_S = 90.0
+POOL_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=KEEPALIVE_S)
+
+
+def sdk_client_options(config: ProviderConfig, http_client: type[httpx2.AsyncClient]) -> dict[str, Any]:
+    """What the openai and anthropic SDK clients are built with: our retries only, our timeouts, and
+    the SDK's own HTTP client class (``http_client``: it keeps the SDK's transport settings) with
+    our pool."""
     return {
+        "http_client": http_client(limits=POOL_LIMITS),
         "base_url": config.base_url,
         "api_key": config.api_key,
         "max_retries": 0,  # the router retries; the SDK's own retries would multiply them

@@ -28,6 +28,7 @@ from providers.adapters._common import (
     Deadline,
     SdkErrors,
     SseEvents,
+    drain,
     flush_deltas,
     map_error,
     missing_key_error,
@@ -67,7 +68,9 @@ class AnthropicProvider(Provider):
         super().__init__(config)
         self._client: anthropic.AsyncAnthropic | None = None
         if config.api_key:
-            self._client = anthropic.AsyncAnthropic(**sdk_client_options(config))
+            self._client = anthropic.AsyncAnthropic(
+                **sdk_client_options(config, anthropic.DefaultAsyncHttpxClient)
+            )
 
     def continuation_messages(
         self, messages: tuple[ChatMessage, ...], partial: str
@@ -180,7 +183,9 @@ class AnthropicProvider(Provider):
                 # The read is used up: what it brought goes on before the next wait.
                 for pending in flush_deltas(text, thought):
                     yield pending
-            if not finished:
+            if finished:
+                await drain(received)
+            else:
                 reason = (
                     "the body ended mid-event" if events.pending else "the stream ended without message_stop"
                 )

@@ -12,7 +12,7 @@ way ``generate_content_stream`` sends it, piece by piece: the SDK's own converte
 (``_GenerateContentParameters_to_mldev``) turns our dict contents and config into the wire's
 camelCase body, its ``_build_request`` makes the URL (``…/v1beta/models/{model}:streamGenerateContent
 ?alt=sse``) and headers (``x-goog-api-key``, our extra headers), and its own async httpx2 client
-(one pool per event loop, ``_POOL_LIMITS``) sends it. An error status becomes the SDK's
+(one pool per event loop, ``_common.POOL_LIMITS``) sends it. An error status becomes the SDK's
 ``errors.APIError`` through ``APIError.raise_for_async_response``, as in the SDK. We hold the
 response and close it in ``finally``; the body is split by ``SseEvents`` and each event is read
 with ``json.loads`` into plain dicts.
@@ -42,6 +42,7 @@ from google.genai import errors, models, types
 
 from providers.adapters._common import (
     HEALTH_TIMEOUT_S,
+    POOL_LIMITS,
     Deadline,
     SdkErrors,
     SseEvents,
@@ -67,8 +68,6 @@ _FINISH_REASONS = {
     "IMAGE_PROHIBITED_CONTENT": "content-filter",
 }
 _RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
-# httpx2's default pool (100 connections) would queue the 101st concurrent stream.
-_POOL_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
 class GeminiProvider(Provider):
@@ -79,7 +78,7 @@ class GeminiProvider(Provider):
             options: dict[str, Any] = {
                 "api_version": "v1beta",
                 "timeout": int(config.timeout_s * 1000),
-                "async_client_args": {"limits": _POOL_LIMITS},
+                "async_client_args": {"limits": POOL_LIMITS},
             }
             if config.base_url:
                 options["base_url"] = config.base_url

@@ -20,6 +20,7 @@ from providers.adapters._common import (
     Deadline,
     SdkErrors,
     SseEvents,
+    drain,
     flush_deltas,
     map_error,
     missing_key_error,
@@ -54,7 +55,7 @@ class OpenAICompatProvider(Provider):
         super().__init__(config)
         self._client: openai.AsyncOpenAI | None = None
         if config.api_key:
-            self._client = openai.AsyncOpenAI(**sdk_client_options(config))
+            self._client = openai.AsyncOpenAI(**sdk_client_options(config, openai.DefaultAsyncHttpxClient))
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[Event, None]:
         if self._client is None:
@@ -130,6 +131,8 @@ class OpenAICompatProvider(Provider):
                 if text:
                     yield TextDelta("".join(text))
                     text.clear()
+            if done:
+                await drain(received)
             if finish is None:
                 raise ProviderError(
                     "stream cut: the stream ended without a finish_reason",

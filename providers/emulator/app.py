@@ -237,6 +237,7 @@ class Emulator:
             "time": time.time(),
             "method": request.method,
             "path": request.url.path,
+            "client_port": request.client.port if request.client else None,  # which connection
             "query": query,
             "provider": provider,
             "model": model,
