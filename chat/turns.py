@@ -2,11 +2,11 @@
 
 ``start_turn(request)`` is the one front door for every transport:
 
-1. the runtime flags, fetched once for the whole turn;
-2. the store's ``prepare`` in one hop to the database threads (with the API key's lookup, for the
-   API's chat endpoint): the rate limit, then the user message and the answer placeholder written
-   in one transaction, before any provider is called;
-3. the answer runs as an asyncio task detached from any transport (``Turn.run``): a closed tab or a
+1. one hop to the database threads (``_prepare``): the API key's lookup (the API's chat endpoint),
+   the runtime flags for the whole turn (read again only when this process's copy is stale), the
+   rate limit, then the store's user message and answer placeholder in one transaction, before any
+   provider is called;
+2. the answer runs as an asyncio task detached from any transport (``Turn.run``): a closed tab or a
    dropped socket never stops or loses it; an explicit stop does, keeping the partial text.
 
 While it runs, the turn keeps the answer in memory, publishes each event to its watchers
@@ -45,7 +45,7 @@ from chat.schemas import (
     ToolCallPart,
     dump_part,
 )
-from flags.runtime import aget_flags
+from flags.runtime import get_flags
 from knowledge.index import aindex_message
 from knowledge.rag import rag_context
 from providers.base import ChatMessage
@@ -91,8 +91,7 @@ async def start_turn(request: TurnRequest | Callable[[], TurnRequest]) -> Turn:
     ``request`` may be a function that makes it (sync, on the database thread): the API's chat
     endpoint looks its caller's key up in the same hop that saves the message (``chat.api.auth``).
     """
-    flags = await aget_flags()
-    asked, prepared, offered = await db.run_once(_prepare, request, flags)
+    asked, prepared, offered, flags = await db.run_once(_prepare, request)
     turn = Turn(asked, prepared, flags, tool_definitions=offered)
     _running[turn.id] = turn
     # A fresh context: the turn outlives the request, so it must not inherit the request's
@@ -103,10 +102,12 @@ async def start_turn(request: TurnRequest | Callable[[], TurnRequest]) -> Turn:
 
 
 def _prepare(
-    request: TurnRequest | Callable[[], TurnRequest], flags: Mapping[str, Any]
-) -> tuple[TurnRequest, store.PreparedTurn, tuple[dict[str, Any], ...]]:
-    """Everything before the provider is called, in one database job (sync)."""
+    request: TurnRequest | Callable[[], TurnRequest],
+) -> tuple[TurnRequest, store.PreparedTurn, tuple[dict[str, Any], ...], Mapping[str, Any]]:
+    """Everything before the provider is called, in one database job (sync): the caller (an API
+    key), the runtime flags when their copy in this process is stale, the limit, the first writes."""
     asked = request() if callable(request) else request
+    flags = get_flags()
     if asked.options.tools and not direct_providers_configured():
         raise TurnError(
             "tools_unavailable",
@@ -116,7 +117,7 @@ def _prepare(
             "config.tools",
         )
     offered = tool_registry.definitions(asked.options.tools, getattr(asked.user, "tier", "free"))
-    return asked, store.prepare(asked, limits.limit_for(asked.user, flags)), offered
+    return asked, store.prepare(asked, limits.limit_for(asked.user, flags)), offered, flags
 
 
 def prompt(branch: tuple[ChatMessage, ...], request: TurnRequest) -> tuple[ChatMessage, ...]:
