@@ -157,6 +157,149 @@ def layout_section(layout, tokens: int) -> list[str]:
     return out
 
 
+CLEARLY = 0.9  # a server "wins clearly": under 0.9 of daphne's CPU per answer everywhere (issue 14)
+
+
+def _server_cell(s: dict, direct: dict, daphne_cpu: float) -> dict:
+    return {
+        "n": s["n"],
+        "errors": s["errors"],
+        "mismatched": s["mismatched"],
+        "ttft": {q: s["ttft"][q] for q in (50, 95)},
+        "added_ttft": {q: s["ttft"][q] - direct["ttft"][q] for q in (50, 95)},
+        "cpu_ms": s["cpu_ms"],
+        "cpu_vs_daphne": _ratio(s["cpu_ms"], daphne_cpu),
+    }
+
+
+def servers_stats(result, tokens: int) -> dict:
+    """The ASGI servers step (bench/servers.py) as numbers: per concurrency, direct and the bare relay, then
+    per server and side: TTFT, added TTFT over direct, CPU per answer and its ratio to daphne's."""
+    levels: dict = {}
+    nan = float("nan")
+    for c, floor in result.floor.items():
+        direct = side_stats(floor.of("direct"), tokens)
+        daphne = result.servers.get("daphne", {}).get(c)
+        daphne_cpu = {
+            side: side_stats(daphne.of(side), tokens)["cpu_ms"] if daphne else nan for side in result.sides
+        }
+        row = {"direct": _server_cell(direct, direct, nan)}
+        # The relay's ratio is to daphne serving Chimera's API: the floor's share of it.
+        row["relay"] = _server_cell(side_stats(floor.of("relay"), tokens), direct, daphne_cpu.get("sse", nan))
+        for name, by_c in result.servers.items():
+            row[name] = {
+                side: _server_cell(side_stats(by_c[c].of(side), tokens), direct, daphne_cpu[side])
+                for side in result.sides
+            }
+        levels[f"c{c}"] = row
+    out = {
+        "commands": result.commands,
+        "failed": result.failed,
+        "rounds": result.rounds,
+        "sides": result.sides,
+        "levels": levels,
+    }
+    out["verdict"] = servers_verdict(out)
+    return out
+
+
+def servers_verdict(stats: dict) -> str:
+    """One line from the numbers: which server used the least CPU per answer, by how much, and whether it wins
+    *clearly* (under 0.9 of daphne's at every measured concurrency and side, no more errors, TTFT p95 no worse)."""
+    levels, sides = stats["levels"], stats["sides"]
+    names = [n for n in stats["commands"] if n not in stats["failed"]]
+    failed = "".join(f" {n} did not come up ({why.split(':')[0]})." for n, why in stats["failed"].items())
+    if "daphne" not in names or len(names) < 2:
+        return "Nothing to compare: " + (failed.strip() or "only one server measured.")
+    cells = [(c, side) for c in levels for side in sides]
+
+    def ratios(name: str) -> list[float]:
+        return [levels[c][name][side]["cpu_vs_daphne"] for c, side in cells]
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs)
+
+    least = min(names, key=lambda n: mean(ratios(n)))
+    streams = " / ".join(c[1:] for c in levels)
+    others = "; ".join(
+        f"{n}: "
+        + ", ".join(
+            f"{SIDE_NAMES[side].split(', ')[-1]} {' / '.join(_f(levels[c][n][side]['cpu_vs_daphne'], 2) for c in levels)}"
+            for side in sides
+        )
+        for n in names
+        if n != "daphne"
+    )
+    if least == "daphne":
+        return (
+            f"daphne used the least CPU per answer (the others' ÷ daphne at {streams} streams: {others}); "
+            f"daphne stays the default.{failed}"
+        )
+    shortfalls = []
+    for c, side in cells:
+        mine, base = levels[c][least][side], levels[c]["daphne"][side]
+        where = f"at {c[1:]} stream{'s' if c != 'c1' else ''} ({SIDE_NAMES[side].split(', ')[-1]})"
+        ratio = mine["cpu_vs_daphne"]
+        if not ratio < CLEARLY:
+            less = (1 - ratio) * 100
+            shortfalls.append(
+                f"only {less:.0f} % less CPU {where}" if less > 0 else f"{-less:.0f} % more CPU {where}"
+            )
+        if mine["errors"] > base["errors"]:
+            shortfalls.append(f"{mine['errors'] - base['errors']} more errors {where}")
+        if not mine["ttft"][95] <= base["ttft"][95]:
+            shortfalls.append(f"TTFT p95 {mine['ttft'][95] - base['ttft'][95]:.1f} ms worse {where}")
+    head = (
+        f"{least} used the least CPU per answer, {(1 - mean(ratios(least))) * 100:.0f} % less than daphne on average "
+        f"(÷ daphne at {streams} streams: {others})"
+    )
+    if shortfalls:
+        return f"{head}; not clearly ({'; '.join(shortfalls)}): daphne stays the default.{failed}"
+    return (
+        f"{head}; it wins clearly (more than {(1 - CLEARLY) * 100:.0f} % less CPU everywhere, no more errors, "
+        f"TTFT p95 no worse): a candidate for the default.{failed}"
+    )
+
+
+def servers_section(stats: dict) -> list[str]:
+    out = [
+        "## ASGI servers\n",
+        "The same Chimera (`bench.asgi:application`, the stack's environment, database, Redis and emulator) under "
+        "one process of each server the README names, measured in one run (bench/servers.py): phases alternate "
+        f"round after round ({stats['rounds']} rounds), direct and the bare relay (under daphne: the floor) first, "
+        "then each server's sides, the servers' order turning each round. CPU is the server's whole process tree "
+        "(granian: its supervisor and its worker) per answer; *÷ daphne* is that over daphne's on the same side "
+        "(for the relay: over daphne's API SSE). *Added* is over direct at the same concurrency.\n",
+    ]
+    for name, command in stats["commands"].items():
+        why = stats["failed"].get(name)
+        out.append(f"- {name}: `{command}`" + (f" — **did not come up**: {why}" if why else ""))
+    out += [
+        "",
+        "| streams | server | side | answers | errors | TTFT p50 | p95 | added p50 | added p95 | CPU ms / answer "
+        "| ÷ daphne |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def row(c: str, server: str, side: str, s: dict) -> str:
+        reference = server == "direct"
+        return (
+            f"| {c[1:]} | {server} | {side} | {s['n']} | {s['errors']} | {_f(s['ttft'][50])} | {_f(s['ttft'][95])} "
+            f"| {'-' if reference else _signed(s['added_ttft'][50])} "
+            f"| {'-' if reference else _signed(s['added_ttft'][95])} "
+            f"| {'-' if reference else _f(s['cpu_ms'])} | {'-' if reference else _f(s['cpu_vs_daphne'], 2)} |"
+        )
+
+    for c, level in stats["levels"].items():
+        out.append(row(c, "direct", "direct to upstream", level["direct"]))
+        out.append(row(c, "relay (daphne)", "bare relay, SSE", level["relay"]))
+        for name in stats["commands"]:
+            for side in stats["sides"] if name in level else ():
+                out.append(row(c, name, SIDE_NAMES[side].split(", ")[-1], level[name][side]))
+    out += ["", f"**Verdict:** {stats['verdict']}", ""]
+    return out
+
+
 def targets_table(
     stats: dict, st200: dict | None, n200: int, chimera_sides: list[str], layout=None, tokens: int = 50
 ) -> list[str]:
@@ -314,7 +457,7 @@ def render(
     w("")
     w("Reproduce (after the README's setup, with Postgres on 127.0.0.1:5432 and Redis on 127.0.0.1:6379):\n")
     w(
-        "```\nmake bench                          # this report, about 4-6 minutes\n"
+        "```\nmake bench                          # this report, about 6-8 minutes\n"
         "make bench BENCH_ARGS=--quick       # a smoke run: a few requests, no report\n"
         ".venv/bin/python bench/run.py --help\n```\n"
     )
@@ -327,6 +470,8 @@ def render(
     )
     if layout is not None:
         out.extend(layout_section(layout, tokens))
+    if results.get("servers") is not None:
+        out.extend(servers_section(servers_stats(results["servers"], tokens)))
 
     # ---- latency tables
     w("## Time to first token and total time\n")
@@ -538,7 +683,8 @@ def render(
     w(
         "- The harness: `bench/run.py` (entry, options), `bench/services.py` (starting the stack), `bench/clients.py` "
         "(the clients), `bench/harness.py` (phases, measurements), `bench/report.py` (this file), "
-        "`bench/asgi.py` (the probes), `bench/relay.py` (the bare relay). `tests/bench/test_bench_smoke.py` runs `--quick` in the test suite."
+        "`bench/asgi.py` (the probes), `bench/relay.py` (the bare relay), `bench/layout.py` and `bench/servers.py` "
+        "(the production layout, the ASGI servers). `tests/bench/test_bench_smoke.py` runs `--quick` in the test suite."
     )
     return "\n".join(out) + "\n"
 

@@ -1,6 +1,6 @@
 """``make bench``: measure what Chimera adds to a streamed answer; write docs/PERFORMANCE.md.
 
-    .venv/bin/python bench/run.py            # the full run (about 4-6 minutes), writes the report
+    .venv/bin/python bench/run.py            # the full run (about 6-8 minutes), writes the report
     .venv/bin/python bench/run.py --quick    # a smoke run: a few requests at concurrency 1 and 2, no report
 
 Needs PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL, defaults on 127.0.0.1); the
@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import os  # noqa: E402
 
-from bench import cache_hits, layout, report, tools  # noqa: E402
+from bench import cache_hits, layout, report, servers, tools  # noqa: E402
 from bench.clients import PROMPTS  # noqa: E402
 from bench.harness import CHIMERA_SIDES, Harness  # noqa: E402
 from bench.report import side_stats  # noqa: E402
@@ -63,6 +63,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=20,
         help="plain/tool turn pairs per transport for the tool step (0: skip)",
+    )
+    p.add_argument(
+        "--servers-rounds",
+        type=int,
+        default=2,
+        help="rounds of the ASGI servers step (daphne, uvicorn, granian at 1 and 10 streams; 0: skip)",
     )
     p.add_argument(
         "--conn-max-age", type=int, default=None, help="DB_CONN_MAX_AGE for daphne (default: unset)"
@@ -119,6 +125,20 @@ async def measure(stack: Stack, args) -> dict:
                 at_once=0 if args.quick else (args.stability or 0),
             )
             h.chimera_turns += results["layout"].turns
+        if args.servers_rounds:
+            print("ASGI servers: daphne, uvicorn, granian")
+            step_t0 = time.monotonic()
+            chimera_sides = [s for s in h.sides() if s in CHIMERA_SIDES]
+            results["servers"] = await servers.measure(
+                stack,
+                sides=chimera_sides,
+                levels=[(1, 1), (2, 1)] if args.quick else [(1, 4), (10, 2)],
+                rounds=1 if args.quick else args.servers_rounds,
+                answer_s=answer_s,
+                warm_up=not args.quick,
+            )
+            h.chimera_turns += results["servers"].turns
+            print(f"  ASGI servers step: {time.monotonic() - step_t0:.0f} s")
         results["chimera_turns"] = h.chimera_turns
         return results
 
@@ -193,6 +213,9 @@ def main(argv=None) -> int:
                     }
                     for side in ("direct", "ws", "sse")
                 }
+    if results.get("servers"):
+        numbers["servers"] = report.servers_stats(results["servers"], CHUNKS)
+        print("ASGI servers:", numbers["servers"]["verdict"])
     if args.json:
         Path(args.json).write_text(json.dumps({"numbers": numbers, "pg_per_turn": pg}, indent=1, default=str))
     if not args.quick:

@@ -65,7 +65,11 @@ def quick_run(tmp_path_factory):
 
 
 def test_the_quick_run_streams_every_answer_without_errors(quick_run):
-    numbers = {k: v for k, v in quick_run["numbers"].items() if k not in ("tool_step", "cache_hit", "layout")}
+    numbers = {
+        k: v
+        for k, v in quick_run["numbers"].items()
+        if k not in ("tool_step", "cache_hit", "layout", "servers")
+    }
     assert set(numbers) == {"c1", "c2"}
     for level, sides in numbers.items():
         assert {"direct", "relay", "ws"} <= set(sides), level
@@ -77,9 +81,7 @@ def test_the_quick_run_streams_every_answer_without_errors(quick_run):
 
 def test_the_numbers_are_sane(quick_run):
     for level, sides in quick_run["numbers"].items():
-        if level == "layout":
-            continue
-        if level in ("tool_step", "cache_hit"):
+        if level in ("tool_step", "cache_hit", "layout", "servers"):
             continue
         for side, s in sides.items():
             ttft, total = s["ttft"], s["total"]
@@ -141,3 +143,22 @@ def test_the_production_layout_step_streams_through_several_daphne_processes(qui
         s = phase[side]
         assert s["n"] >= 2 and s["errors"] == 0 and s["mismatched"] == 0, side
         assert s["cpu_ms"] > 0, f"{side}: the workers' CPU was not measured"
+
+
+def test_the_asgi_servers_step_streams_through_daphne_uvicorn_and_granian(quick_run):
+    """The same Chimera under one process of each server, interleaved with direct and the relay: every answer
+    streamed whole on both sides, CPU measured in each server's processes, and a verdict drawn."""
+    servers = quick_run["numbers"]["servers"]
+    assert servers["failed"] == {}
+    assert list(servers["commands"]) == ["daphne", "uvicorn", "granian"]
+    assert set(servers["levels"]) == {"c1", "c2"}
+    for level, row in servers["levels"].items():
+        assert row["relay"]["n"] >= 1 and row["relay"]["errors"] == 0, level
+        for name in ("daphne", "uvicorn", "granian"):
+            assert set(row[name]) == {"ws", "sse"}, (level, name)
+            for side, s in row[name].items():
+                assert s["n"] >= 1 and s["errors"] == 0 and s["mismatched"] == 0, (level, name, side)
+                assert s["cpu_ms"] > 0, f"{name} {side}: its processes' CPU was not measured"
+                assert math.isfinite(s["added_ttft"]["95"]), (level, name, side)
+        assert all(s["cpu_vs_daphne"] == 1 for s in row["daphne"].values()), level
+    assert "daphne" in servers["verdict"]

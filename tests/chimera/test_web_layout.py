@@ -1,6 +1,6 @@
 """The production layout: ``manage.py web`` (the Procfile's ``web``) runs several daphne processes on
-one port, restarts one that dies and stops them all on SIGTERM; uvicorn with workers, the alternative
-the README names, serves the page socket and the API too."""
+one port, restarts one that dies and stops them all on SIGTERM; uvicorn and granian with workers, the
+alternatives the README names, serve the page socket and the API too."""
 
 from __future__ import annotations
 
@@ -150,15 +150,15 @@ def test_a_port_in_use_is_a_clear_error(tmp_path):
     assert result.returncode != 0 and f"Cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
-def test_uvicorn_with_workers_serves_the_page_socket_and_the_api(emu, alice, alice_key, tmp_path):
+def serves_the_page_socket_and_the_api(command: list[str], emu, alice, alice_key, log: Path) -> None:
+    """Start another ASGI server on ``chimera.asgi:application`` (``{port}`` in ``command`` is a free port):
+    four API streams at once and a page turn over its WebSocket, answered whole; then SIGTERM stops it."""
     flags.set_flags({"rateLimit": {"enabled": False}})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "uvicorn.log"
     with open(log, "wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "chimera.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "2", "--log-level", "warning"],
+            [part.format(port=port) for part in command],
             cwd=ROOT, env=server_env(emu.url), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
@@ -167,3 +167,19 @@ def test_uvicorn_with_workers_serves_the_page_socket_and_the_api(emu, alice, ali
         assert page_turn(url, alice)
     finally:
         stop(server)
+
+
+def test_uvicorn_with_workers_serves_the_page_socket_and_the_api(emu, alice, alice_key, tmp_path):
+    serves_the_page_socket_and_the_api(
+        [sys.executable, "-m", "uvicorn", "chimera.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
+         "--workers", "2", "--log-level", "warning"],
+        emu, alice, alice_key, tmp_path / "uvicorn.log",
+    )  # fmt: skip
+
+
+def test_granian_with_workers_serves_the_page_socket_and_the_api(emu, alice, alice_key, tmp_path):
+    serves_the_page_socket_and_the_api(
+        [sys.executable, "-m", "granian", "--interface", "asgi", "chimera.asgi:application", "--host",
+         "127.0.0.1", "--port", "{port}", "--workers", "2", "--log-level", "warning"],
+        emu, alice, alice_key, tmp_path / "granian.log",
+    )  # fmt: skip
