@@ -12,15 +12,9 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bench.harness import Harness, Level
-from bench.services import PY, ROOT, Stack, _wait_http, free_port
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+from bench.services import PY, ROOT, Stack, _wait_http, free_port, process_tree
 
 
 @dataclass
@@ -61,10 +55,10 @@ class LayoutStack:
         return self.web.pid
 
     def cpu_ticks(self, pid: int | None = None) -> int:
-        return sum(self.stack.cpu_ticks(child) for child in children(self.web.pid))
+        return sum(self.stack.cpu_ticks(child) for child in process_tree(self.web.pid)[1:])
 
     def rss_kib(self, pid: int | None = None) -> int:
-        return sum(self.stack.rss_kib(child) for child in children(self.web.pid))
+        return sum(self.stack.rss_kib(child) for child in process_tree(self.web.pid)[1:])
 
     def query_counts(self) -> dict[str, int]:
         return {}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import Harness, Level
-from bench.services import PY, ROOT, Stack, _wait_http, free_port
+from bench.services import PY, ROOT, Stack, _wait_http, free_port, process_tree
 
 APP = "bench.asgi:application"
 
@@ -32,18 +32,6 @@ def commands(port: int) -> dict[str, list[str]]:
         "granian": [PY, "-m", "granian", "--interface", "asgi", APP, "--host", "127.0.0.1", "--port", str(port),
                     "--workers", "1", "--loop", "uvloop", "--access-log", "--log-level", "warning"],
     }  # fmt: skip
-
-
-def tree(pid: int) -> list[int]:
-    """``pid`` and every process below it (granian's worker runs in a child of its supervisor)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            with contextlib.suppress(OSError):
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-    return out
 
 
 @dataclass
@@ -97,10 +85,12 @@ class Server:
         return self.proc.pid
 
     def cpu_ticks(self, pid: int | None = None) -> int:
-        return sum(self.stack.cpu_ticks(p) for p in tree(self.proc.pid) if Path(f"/proc/{p}").exists())
+        return sum(
+            self.stack.cpu_ticks(p) for p in process_tree(self.proc.pid) if Path(f"/proc/{p}").exists()
+        )
 
     def rss_kib(self, pid: int | None = None) -> int:
-        return sum(self.stack.rss_kib(p) for p in tree(self.proc.pid) if Path(f"/proc/{p}").exists())
+        return sum(self.stack.rss_kib(p) for p in process_tree(self.proc.pid) if Path(f"/proc/{p}").exists())
 
     def query_counts(self) -> dict[str, int]:
         return {}
