@@ -1,5 +1,5 @@
-"""The production layout measured: ``manage.py web`` (the Procfile's ``web``: a daphne process per
-core on one port) on the same database, Redis and emulator as the rest of the run.
+"""The production layout measured: ``manage.py web`` (the Procfile's ``web``: a server process per
+core on one port; uvicorn unless ``--layout-server daphne``) on the same database, Redis and emulator as the rest of the run.
 
 The stack's single daphne stays up (idle) meanwhile; this starts ``manage.py web --workers N`` with the
 same environment and the benchmark's ASGI entry, and measures 50 concurrent streams (interleaved with
@@ -23,6 +23,7 @@ class LayoutStack:
 
     stack: Stack
     workers: int
+    server: str = "uvicorn"
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -37,7 +38,7 @@ class LayoutStack:
         out = open(self.stack.log, "ab") if self.stack.log else subprocess.DEVNULL
         self.web = subprocess.Popen(
             [PY, "manage.py", "web", "--host", "127.0.0.1", "--port", str(port), "--workers", str(self.workers),
-             "--app", "bench.asgi:application"],
+             "--server", self.server, "--app", "bench.asgi:application"],
             cwd=ROOT, env=self.stack.env(), stdout=out, stderr=out,
         )  # fmt: skip
         _wait_http(self.url + "/accounts/login/", self.web, "manage.py web")
@@ -72,17 +73,18 @@ class LayoutHarness(Harness):
 @dataclass
 class LayoutResult:
     workers: int
+    server: str
     streams: Level  # 50 concurrent streams, interleaved rounds
     at_once: Level | None  # 200 started at once
     turns: int  # turns sent through Chimera (warm-up included)
 
 
 async def measure(stack: Stack, *, workers: int, answer_s: float, concurrency: int, per_worker: int,
-                  rounds: int, at_once: int) -> LayoutResult:  # fmt: skip
-    with LayoutStack(stack, workers) as layout:
+                  rounds: int, at_once: int, server: str = "uvicorn") -> LayoutResult:  # fmt: skip
+    with LayoutStack(stack, workers, server) as layout:
         async with LayoutHarness(layout, answer_s=answer_s) as h:  # type: ignore[arg-type]
             await h.references()
             await h.level(10, 1, 1)  # warm-up: every worker's connections and caches
             streams = await h.level(concurrency, per_worker, rounds)
             stable = await h.stability(at_once) if at_once else None
-    return LayoutResult(workers, streams, stable, h.chimera_turns)
+    return LayoutResult(workers, server, streams, stable, h.chimera_turns)

@@ -106,7 +106,7 @@ def _layout_target_rows(layout, chimera_sides: list[str], tokens: int) -> list[s
         ) + (f", {s['errors']} errors" if s["errors"] else "")
         cells.append(f"{_f(t)} ms, {s['errors']} errors {_mark(ok, margin)}")
     out.append(
-        f"| 3. {layout.streams.concurrency} concurrent streams, **production layout** ({layout.workers} daphne "
+        f"| 3. {layout.streams.concurrency} concurrent streams, **production layout** ({layout.workers} {layout.server} "
         f"processes, `manage.py web`): TTFT p95 | < {SPEC_TTFT_MS} ms, no errors | - | "
         + " | ".join(cells)
         + " |"
@@ -133,8 +133,8 @@ def _layout_target_rows(layout, chimera_sides: list[str], tokens: int) -> list[s
 def layout_section(layout, tokens: int) -> list[str]:
     """The production layout's own table: 50 streams interleaved with direct, and 200 at once."""
     out = [
-        f"## The production layout: `manage.py web`, {layout.workers} daphne processes on one port\n",
-        "The Procfile's `web`: the command opens the port once and runs a daphne process per core on it "
+        f"## The production layout: `manage.py web`, {layout.workers} {layout.server} processes on one port\n",
+        f"The Procfile's `web`: the command opens the port once and runs a {layout.server} process per core on it "
         "(bench/layout.py starts it with the same database, Redis and emulator). CPU and memory are the "
         "workers' together; SQL statements are not counted here.\n",
         "| phase | side | answers | errors | lost/duplicated | TTFT p50 | p95 | p99 | added p95 | CPU ms / answer |",
@@ -158,6 +158,9 @@ def layout_section(layout, tokens: int) -> list[str]:
 
 
 CLEARLY = 0.9  # a server "wins clearly": under 0.9 of daphne's CPU per answer everywhere (issue 14)
+# ...and its TTFT p95 no more than this over daphne's: with a few answers a cell, p95 is near the maximum and
+# moves by more than this between runs; 5 ms is the issue's own tolerance for added latency.
+TTFT_SLACK_MS = 5.0
 
 
 def _server_cell(s: dict, direct: dict, daphne_cpu: float) -> dict:
@@ -205,7 +208,8 @@ def servers_stats(result, tokens: int) -> dict:
 
 def servers_verdict(stats: dict) -> str:
     """One line from the numbers: which server used the least CPU per answer, by how much, and whether it wins
-    *clearly* (under 0.9 of daphne's at every measured concurrency and side, no more errors, TTFT p95 no worse)."""
+    *clearly* (under 0.9 of daphne's at every measured concurrency and side, no more errors, TTFT p95 at most
+    TTFT_SLACK_MS over daphne's)."""
     levels, sides = stats["levels"], stats["sides"]
     names = [n for n in stats["commands"] if n not in stats["failed"]]
     failed = "".join(f" {n} did not come up ({why.split(':')[0]})." for n, why in stats["failed"].items())
@@ -231,10 +235,7 @@ def servers_verdict(stats: dict) -> str:
         if n != "daphne"
     )
     if least == "daphne":
-        return (
-            f"daphne used the least CPU per answer (the others' ÷ daphne at {streams} streams: {others}); "
-            f"daphne stays the default.{failed}"
-        )
+        return f"daphne used the least CPU per answer (the others' ÷ daphne at {streams} streams: {others}).{failed}"
     shortfalls = []
     for c, side in cells:
         mine, base = levels[c][least][side], levels[c]["daphne"][side]
@@ -247,17 +248,17 @@ def servers_verdict(stats: dict) -> str:
             )
         if mine["errors"] > base["errors"]:
             shortfalls.append(f"{mine['errors'] - base['errors']} more errors {where}")
-        if not mine["ttft"][95] <= base["ttft"][95]:
+        if not mine["ttft"][95] <= base["ttft"][95] + TTFT_SLACK_MS:
             shortfalls.append(f"TTFT p95 {mine['ttft'][95] - base['ttft'][95]:.1f} ms worse {where}")
     head = (
         f"{least} used the least CPU per answer, {(1 - mean(ratios(least))) * 100:.0f} % less than daphne on average "
         f"(÷ daphne at {streams} streams: {others})"
     )
     if shortfalls:
-        return f"{head}; not clearly ({'; '.join(shortfalls)}): daphne stays the default.{failed}"
+        return f"{head}; not clearly ({'; '.join(shortfalls)}).{failed}"
     return (
         f"{head}; it wins clearly (more than {(1 - CLEARLY) * 100:.0f} % less CPU everywhere, no more errors, "
-        f"TTFT p95 no worse): a candidate for the default.{failed}"
+        f"TTFT p95 within {TTFT_SLACK_MS:g} ms of daphne's).{failed}"
     )
 
 

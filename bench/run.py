@@ -56,7 +56,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--layout-workers",
         type=int,
         default=2,
-        help="daphne processes of the production layout step (manage.py web; 0: skip)",
+        help="server processes of the production layout step (manage.py web; 0: skip)",
+    )
+    p.add_argument(
+        "--layout-server",
+        choices=("uvicorn", "daphne"),
+        default="uvicorn",
+        help="the production layout's server (manage.py web --server; default: uvicorn, as the Procfile)",
     )
     p.add_argument(
         "--tool-rounds",
@@ -114,7 +120,7 @@ async def measure(stack: Stack, args) -> dict:
             results["cache_hit"] = await cache_hits.cache_hits(stack, hit_rounds)
             h.chimera_turns += 2 * min(hit_rounds, len(PROMPTS))
         if args.layout_workers:
-            print(f"production layout: manage.py web, {args.layout_workers} workers")
+            print(f"production layout: manage.py web, {args.layout_workers} {args.layout_server} workers")
             results["layout"] = await layout.measure(
                 stack,
                 workers=args.layout_workers,
@@ -123,6 +129,7 @@ async def measure(stack: Stack, args) -> dict:
                 per_worker=1 if args.quick else 3,
                 rounds=1 if args.quick else 3,
                 at_once=0 if args.quick else (args.stability or 0),
+                server=args.layout_server,
             )
             h.chimera_turns += results["layout"].turns
         if args.servers_rounds:
@@ -203,7 +210,7 @@ def main(argv=None) -> int:
         numbers["cache_hit"] = results["cache_hit"]
     if results.get("layout"):
         result = results["layout"]
-        numbers["layout"] = {"workers": result.workers}
+        numbers["layout"] = {"workers": result.workers, "server": result.server}
         for name, level in (("streams", result.streams), ("at_once", result.at_once)):
             if level is not None:
                 numbers["layout"][f"c{level.concurrency}-{name}"] = {

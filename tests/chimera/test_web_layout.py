@@ -1,6 +1,6 @@
-"""The production layout: ``manage.py web`` (the Procfile's ``web``) runs several daphne processes on
-one port, restarts one that dies and stops them all on SIGTERM; uvicorn and granian with workers, the
-alternatives the README names, serve the page socket and the API too."""
+"""The production layout: ``manage.py web`` (the Procfile's ``web``) runs several uvicorn (or daphne)
+processes on one port, restarts one that dies and stops them all on SIGTERM; uvicorn's and granian's
+own ``--workers``, the alternatives the README names, serve the page socket and the API too."""
 
 from __future__ import annotations
 
@@ -77,8 +77,9 @@ def stop(process: subprocess.Popen) -> None:
         raise
 
 
-def test_several_daphne_processes_share_one_port_and_one_that_dies_comes_back(
-    emu, alice, alice_key, tmp_path
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+def test_several_server_processes_share_one_port_and_one_that_dies_comes_back(
+    server, emu, alice, alice_key, tmp_path
 ):
     flags.set_flags({"rateLimit": {"enabled": False}})
     port = free_port()
@@ -96,6 +97,8 @@ def test_several_daphne_processes_share_one_port_and_one_that_dies_comes_back(
                 str(port),
                 "--workers",
                 "2",
+                "--server",
+                server,
             ],
             cwd=ROOT,
             env=server_env(emu.url),
@@ -129,7 +132,7 @@ def test_several_daphne_processes_share_one_port_and_one_that_dies_comes_back(
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     with httpx2.Client() as http, pytest.raises(httpx2.TransportError):
         http.get(url + "/accounts/login/", timeout=2)
-    assert "2 daphne process(es)" in log.read_text()
+    assert f"2 {server} process(es)" in log.read_text()
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path):

@@ -1,9 +1,13 @@
-"""The production web layout (Procfile ``web``): one port, as many daphne processes as cores.
+"""The production web layout (Procfile ``web``): one port, as many server processes as cores.
 
-The command opens the listening socket once, then starts ``--workers`` daphne processes
-(``WEB_CONCURRENCY``, default: the number of cores this process may run on) that all accept on it
-(``daphne --fd``): the kernel hands each new connection to one of them, so several processes share one
-port with no proxy between them, each with its own event loop on its own core. Nothing a request needs
+The command opens the listening socket once, then starts ``--workers`` ASGI server processes
+(``WEB_CONCURRENCY``, default: the number of cores this process may run on) that all accept on it:
+the kernel hands each new connection to one of them, so several processes share one port with no
+proxy between them, each with its own event loop on its own core. The server is uvicorn (uvloop,
+httptools; ``chimera.management.uvicorn_worker``), or daphne (``--server daphne`` / ``WEB_SERVER``,
+``daphne --fd``): in the bench's side-by-side run uvicorn served the same answers with about a quarter
+less CPU and no later first token (docs/PERFORMANCE.md, "ASGI servers"), which is what decides how
+many streams a core carries. Nothing a request needs
 lives in one process's memory when ``REDIS_URL`` is set (sessions, flags, limits, the breaker, the
 channel layer, resumable streams), so any process may take any request; the background schedule and
 the orphan sweep run in each (usage/schedule.py, chat/sweep.py), each job once per slot.
@@ -25,6 +29,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from chimera.management import children as children_
+
+# Each server's module and options before ``--fd N app``.
+SERVERS = {
+    "uvicorn": ["chimera.management.uvicorn_worker"],
+    "daphne": ["daphne", "--proxy-headers"],
+}
 
 
 def default_workers() -> int:
@@ -55,7 +65,7 @@ def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
 
 class Command(BaseCommand):
-    help = "Serve Chimera in production: one port, several daphne processes (WEB_CONCURRENCY)."
+    help = "Serve Chimera in production: one port, several server processes (WEB_CONCURRENCY)."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -64,18 +74,26 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=None,
-            help="daphne processes (default: WEB_CONCURRENCY, else the cores)",
+            help="server processes (default: WEB_CONCURRENCY, else the cores)",
+        )
+        parser.add_argument(
+            "--server",
+            choices=sorted(SERVERS),
+            default=os.environ.get("WEB_SERVER", "uvicorn"),
+            help="the ASGI server of each process (default: WEB_SERVER, else uvicorn)",
         )
         parser.add_argument("--app", default="chimera.asgi:application", help="the ASGI application")
         parser.add_argument("--grace", type=float, default=20.0, help="seconds each worker gets to stop")
 
-    def handle(self, port, host, workers, app, grace, **options):
+    def handle(self, port, host, workers, server, app, grace, **options):
         workers = workers or default_workers()
         if workers < 1:
             raise CommandError("--workers must be at least 1")
+        if server not in SERVERS:
+            raise CommandError(f"WEB_SERVER must be one of {', '.join(sorted(SERVERS))}, not {server!r}")
         children_.interrupt_on_signals()
         sock = listen(host, port)
-        command = [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), "--proxy-headers", app]
+        command = [sys.executable, "-m", *SERVERS[server], "--fd", str(sock.fileno()), app]
         children: dict[int, subprocess.Popen] = {}
         started: dict[int, float] = {}
 
@@ -84,7 +102,7 @@ class Command(BaseCommand):
             children[slot] = subprocess.Popen(command, pass_fds=(sock.fileno(),))
 
         self.stdout.write(
-            f"Chimera: {workers} daphne process(es) on http://{host}:{port}/ (pid {os.getpid()})"
+            f"Chimera: {workers} {server} process(es) on http://{host}:{port}/ (pid {os.getpid()})"
         )
         self.stdout.flush()
         try:
@@ -96,7 +114,7 @@ class Command(BaseCommand):
                     if code is None:
                         continue
                     self.stderr.write(
-                        f"daphne worker {slot} (pid {child.pid}) exited with {code}; starting it again"
+                        f"{server} worker {slot} (pid {child.pid}) exited with {code}; starting it again"
                     )
                     wait = 1.0 - (time.monotonic() - started[slot])
                     if wait > 0:
