@@ -200,20 +200,46 @@ def sse_data(event: bytes) -> bytes | None:
     return b"\n".join(lines) if lines else None
 
 
-def flush_deltas(text: list[str], thought: list[str]) -> list[Event]:
-    """The pending thinking or text (one of them at most) as one event, and nothing pending after.
+class Deltas:
+    """The thinking and text of one network read, handed on as one event each: one router step, one
+    frame, one wake-up per subscriber instead of one per chunk (adapters that parse the SSE body).
 
-    Adapters that parse the SSE body themselves gather the deltas of one network read in ``text`` or
-    ``thought`` and hand them on as one event: one router step, one frame, one wake-up per subscriber.
+    One kind is pending at a time, so the order holds: adding a piece of one kind returns the other
+    kind's pending piece, to be handed on first. ``flush`` before any other event, before raising, and
+    when a read is used up.
     """
-    out: list[Event] = []
-    if thought:
-        out.append(ReasoningDelta("".join(thought)))
-        thought.clear()
-    if text:
-        out.append(TextDelta("".join(text)))
-        text.clear()
-    return out
+
+    __slots__ = ("_text", "_thought")
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._thought: list[str] = []
+
+    def text(self, piece: str) -> Event | None:
+        before: Event | None = None
+        if self._thought:
+            before = ReasoningDelta("".join(self._thought))
+            self._thought.clear()
+        self._text.append(piece)
+        return before
+
+    def thought(self, piece: str) -> Event | None:
+        before: Event | None = None
+        if self._text:
+            before = TextDelta("".join(self._text))
+            self._text.clear()
+        self._thought.append(piece)
+        return before
+
+    def flush(self) -> list[Event]:
+        out: list[Event] = []
+        if self._thought:
+            out.append(ReasoningDelta("".join(self._thought)))
+            self._thought.clear()
+        if self._text:
+            out.append(TextDelta("".join(self._text)))
+            self._text.clear()
+        return out
 
 
 # Upstream connections: enough for every open stream, and idle ones kept warm for 90 s rather than

@@ -26,10 +26,10 @@ import anthropic
 from providers.adapters._common import (
     HEALTH_TIMEOUT_S,
     Deadline,
+    Deltas,
     SdkErrors,
     SseEvents,
     drain,
-    flush_deltas,
     map_error,
     missing_key_error,
     parse_retry_after,
@@ -42,8 +42,6 @@ from providers.events import (
     ACCEPTED,
     Event,
     Finish,
-    ReasoningDelta,
-    TextDelta,
     ToolCall,
     ToolInputDelta,
     Usage,
@@ -99,8 +97,7 @@ class AnthropicProvider(Provider):
         tool: list[Any] | None = None  # [id, name, [json pieces]] of the open tool_use block
         # Deltas read together (one network read) go on as one event, text and thinking kept apart
         # and in order, as in openai_compat.
-        text: list[str] = []
-        thought: list[str] = []
+        deltas = Deltas()
         events = SseEvents()
         try:
             yield usage  # the vendor took the request: it bills it, whatever happens next
@@ -119,26 +116,22 @@ class AnthropicProvider(Provider):
                         if delta_kind == "text_delta":
                             if delta["text"]:
                                 deadline.has_content = True
-                                if thought:
-                                    yield ReasoningDelta("".join(thought))
-                                    thought.clear()
-                                text.append(delta["text"])
+                                if (before := deltas.text(delta["text"])) is not None:
+                                    yield before
                         elif delta_kind == "thinking_delta":
                             if delta["thinking"]:
                                 deadline.has_content = True
-                                if text:
-                                    yield TextDelta("".join(text))
-                                    text.clear()
-                                thought.append(delta["thinking"])
+                                if (before := deltas.thought(delta["thinking"])) is not None:
+                                    yield before
                         elif delta_kind == "input_json_delta" and tool is not None:
                             tool[2].append(delta["partial_json"])
                             if delta["partial_json"]:
-                                for pending in flush_deltas(text, thought):
+                                for pending in deltas.flush():
                                     yield pending
                                 yield ToolInputDelta(tool[0], tool[1], delta["partial_json"])
                         # signature_delta: the thinking block's signature, not kept (see _params).
                         continue
-                    for pending in flush_deltas(text, thought):  # whatever comes next goes after them
+                    for pending in deltas.flush():  # whatever comes next goes after them
                         yield pending
                     if kind == "message_start":
                         # The input is known (and billed) from here on; the output only at message_delta.
@@ -181,7 +174,7 @@ class AnthropicProvider(Provider):
                         raise self._stream_error(event.get("error"))
                     # ping, and event types added later: nothing to hand on.
                 # The read is used up: what it brought goes on before the next wait.
-                for pending in flush_deltas(text, thought):
+                for pending in deltas.flush():
                     yield pending
             if finished:
                 await drain(received)
@@ -192,11 +185,11 @@ class AnthropicProvider(Provider):
                 raise ProviderError(f"stream cut: {reason}", provider=self.config.name, retryable=True)
             yield Finish(_FINISH_REASONS.get(stop_reason or "", "other"))
         except ProviderError:
-            for pending in flush_deltas(text, thought):  # what came before the break is the answer's
+            for pending in deltas.flush():  # what came before the break is the answer's
                 yield pending
             raise
         except Exception as err:
-            for pending in flush_deltas(text, thought):
+            for pending in deltas.flush():
                 yield pending
             raise self._map_error(err, streaming=True) from err
         finally:

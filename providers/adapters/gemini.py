@@ -44,16 +44,16 @@ from providers.adapters._common import (
     HEALTH_TIMEOUT_S,
     POOL_LIMITS,
     Deadline,
+    Deltas,
     SdkErrors,
     SseEvents,
-    flush_deltas,
     map_error,
     missing_key_error,
     parse_retry_after,
     status_error,
 )
 from providers.base import ChatMessage, Provider, ProviderConfig, ProviderError, ProviderRequest
-from providers.events import ACCEPTED, Event, Finish, ReasoningDelta, TextDelta, ToolCall, Usage
+from providers.events import ACCEPTED, Event, Finish, ToolCall, Usage
 
 _FINISH_REASONS = {
     "STOP": "stop",
@@ -105,8 +105,7 @@ class GeminiProvider(Provider):
         # Parts that arrive together (one network read: under load they queue up) go on as one
         # event: one router step, one frame, one wake-up per subscriber instead of one per part.
         # Text and thinking are kept apart and in order: one of them is pending at a time.
-        text: list[str] = []
-        thought: list[str] = []
+        deltas = Deltas()
         events = SseEvents()
         try:
             yield ACCEPTED  # the vendor took the request: it bills it, whatever happens next
@@ -128,7 +127,7 @@ class GeminiProvider(Provider):
                             # The prompt's count, once: later chunks only move the output's, which is
                             # passed on when the stream ends (however it ends), not chunk by chunk; until
                             # then the router counts the output it has seen (Stop ends it unannounced).
-                            for event in flush_deltas(text, thought):
+                            for event in deltas.flush():
                                 yield event
                             input_passed_on = prompt
                             yield replace(_map_usage(usage), output_estimated=True)
@@ -143,20 +142,13 @@ class GeminiProvider(Provider):
                         piece = part.get("text")
                         if piece:
                             deadline.has_content = True
-                            if part.get("thought"):
-                                if text:
-                                    yield TextDelta("".join(text))
-                                    text.clear()
-                                thought.append(piece)
-                            else:
-                                if thought:
-                                    yield ReasoningDelta("".join(thought))
-                                    thought.clear()
-                                text.append(piece)
+                            before = deltas.thought(piece) if part.get("thought") else deltas.text(piece)
+                            if before is not None:
+                                yield before
                         elif (call := part.get("functionCall")) is not None:
                             deadline.has_content = True
                             called_tool = True
-                            for event in flush_deltas(text, thought):
+                            for event in deltas.flush():
                                 yield event
                             name = call.get("name") or ""
                             yield ToolCall(
@@ -168,12 +160,8 @@ class GeminiProvider(Provider):
                     if reason:
                         finish = _FINISH_REASONS.get(reason, "other")
                 # The read is used up: what it brought goes on before the next wait.
-                if thought:
-                    yield ReasoningDelta("".join(thought))
-                    thought.clear()
-                if text:
-                    yield TextDelta("".join(text))
-                    text.clear()
+                for event in deltas.flush():
+                    yield event
             if meta is not None:
                 usage, meta = meta, None
                 yield _map_usage(usage)
@@ -184,13 +172,13 @@ class GeminiProvider(Provider):
                 )
             yield Finish("tool-calls" if called_tool and finish == "stop" else finish)
         except ProviderError:
-            for event in flush_deltas(text, thought):  # what came before the break is the answer's
+            for event in deltas.flush():  # what came before the break is the answer's
                 yield event
             if meta is not None:
                 yield _map_usage(meta)  # what the vendor reported before the stream broke
             raise
         except Exception as err:
-            for event in flush_deltas(text, thought):
+            for event in deltas.flush():
                 yield event
             if meta is not None:
                 yield _map_usage(meta)

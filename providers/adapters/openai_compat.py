@@ -18,10 +18,10 @@ import openai
 from providers.adapters._common import (
     HEALTH_TIMEOUT_S,
     Deadline,
+    Deltas,
     SdkErrors,
     SseEvents,
     drain,
-    flush_deltas,
     map_error,
     missing_key_error,
     parse_retry_after,
@@ -34,8 +34,6 @@ from providers.events import (
     ACCEPTED,
     Event,
     Finish,
-    ReasoningDelta,
-    TextDelta,
     ToolCall,
     ToolInputDelta,
     Usage,
@@ -77,8 +75,7 @@ class OpenAICompatProvider(Provider):
         # Chunks that arrive together (one network read: under load they queue up) go on as one
         # event: one router step, one frame, one wake-up per subscriber instead of one per chunk.
         # Text and thinking are kept apart and in order: one of them is pending at a time.
-        text: list[str] = []
-        thought: list[str] = []
+        deltas = Deltas()
         try:
             yield ACCEPTED  # the vendor took the request: it bills it, whatever happens next
             received = response.http_response.aiter_bytes()
@@ -101,36 +98,28 @@ class OpenAICompatProvider(Provider):
                         reasoning = delta.get("reasoning") or delta.get("reasoning_content")
                         if reasoning:
                             deadline.has_content = True
-                            if text:
-                                yield TextDelta("".join(text))
-                                text.clear()
-                            thought.append(reasoning)
+                            if (before := deltas.thought(reasoning)) is not None:
+                                yield before
                         content = delta.get("content")
                         if content:
                             deadline.has_content = True
-                            if thought:
-                                yield ReasoningDelta("".join(thought))
-                                thought.clear()
-                            text.append(content)
+                            if (before := deltas.text(content)) is not None:
+                                yield before
                         if delta.get("tool_calls"):
                             deadline.has_content = True
-                            for event in flush_deltas(text, thought):
+                            for event in deltas.flush():
                                 yield event
                             for call_id, name, piece in _add_tool_call_pieces(tools, delta["tool_calls"]):
                                 yield ToolInputDelta(call_id, name, piece)
                         if choice.get("finish_reason"):
                             finish = _FINISH_REASONS.get(choice["finish_reason"], "other")
                     if chunk.get("usage"):
-                        for event in flush_deltas(text, thought):
+                        for event in deltas.flush():
                             yield event
                         yield _map_usage(chunk["usage"])  # before the end: a cut after it keeps it
                 # The read is used up: what it brought goes on before the next wait.
-                if thought:
-                    yield ReasoningDelta("".join(thought))
-                    thought.clear()
-                if text:
-                    yield TextDelta("".join(text))
-                    text.clear()
+                for event in deltas.flush():
+                    yield event
             if done:
                 await drain(received)
             if finish is None:
@@ -144,11 +133,11 @@ class OpenAICompatProvider(Provider):
                 yield ToolCall(id=call_id, name=name, args=tool_args(self.config.name, name, "".join(pieces)))
             yield Finish(finish)
         except ProviderError:
-            for event in flush_deltas(text, thought):  # what came before the break is the answer's
+            for event in deltas.flush():  # what came before the break is the answer's
                 yield event
             raise
         except Exception as err:
-            for event in flush_deltas(text, thought):
+            for event in deltas.flush():
                 yield event
             raise self._map_error(err, streaming=True) from err
         finally:

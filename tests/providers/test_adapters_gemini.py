@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from providers.base import ChatMessage, ProviderError, ProviderRequest
 from providers.events import Finish, ReasoningDelta, TextDelta, ToolCall, Usage
-from tests.fixtures.emulator import collect
+from tests.fixtures.emulator import collect, spread_and_together
 
 
 async def test_it_sends_system_as_instruction_and_assistant_turns_as_model(emu, emulated_provider):
@@ -81,29 +81,7 @@ async def test_parts_that_arrive_together_go_on_as_one_event_and_in_order(emu, e
     """Thinking and text read in one network read are one event each (one router step, one frame
     downstream), in the order they came; nothing is lost or doubled."""
     request = ProviderRequest("gemini-3.8-pro", (ChatMessage("user", "Why do cats purr?"),), reasoning=True)
-    emu.timing(provider="gemini", ttft_ms=1, chunk_ms=15, chunks=30)
-    spread, error = await collect(emulated_provider("google"), request)
-    assert error is None
-    emu.timing(provider="gemini", ttft_ms=1, chunk_ms=0, chunks=30)  # all but the first token in one write
-    together, error = await collect(emulated_provider("google"), request)
-    assert error is None
-
-    def kinds(events):
-        out = []
-        for e in events:
-            if type(e) in (TextDelta, ReasoningDelta) and (not out or out[-1] is not type(e)):
-                out.append(type(e))
-        return out
-
-    def joined(events, kind):
-        return "".join(e.text for e in events if type(e) is kind)
-
-    for kind in (TextDelta, ReasoningDelta):
-        assert joined(together, kind) == joined(spread, kind) and joined(spread, kind)
-    assert kinds(together) == kinds(spread) == [ReasoningDelta, TextDelta]
-    pieces = [e for e in together if type(e) in (TextDelta, ReasoningDelta)]
-    assert len(pieces) <= 3  # the first token, then the rest as thinking and as text
-    assert len([e for e in spread if type(e) in (TextDelta, ReasoningDelta)]) > 10
+    spread, together = await spread_and_together(emu, emulated_provider("google"), "gemini", request)
     assert together[-1] == spread[-1] == Finish("stop")
     assert [e for e in together if isinstance(e, Usage)][-1] == [e for e in spread if isinstance(e, Usage)][
         -1

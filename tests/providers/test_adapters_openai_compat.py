@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from providers.base import ChatMessage, ProviderError, ProviderRequest
-from providers.events import Finish, ReasoningDelta, TextDelta, ToolCall, Usage
-from tests.fixtures.emulator import collect
+from providers.events import Finish, ReasoningDelta, ToolCall, Usage
+from tests.fixtures.emulator import collect, spread_and_together
 
 WEATHER_TOOL = {
     "name": "get_weather",
@@ -91,26 +91,4 @@ async def test_chunks_that_arrive_together_go_on_as_one_event_and_in_order(emu, 
     request = ProviderRequest(
         "openai/gpt-oss-120b", (ChatMessage("user", "Why do cats purr?"),), reasoning=True
     )
-    emu.timing(provider="groq", ttft_ms=1, chunk_ms=15, chunks=30)
-    spread, error = await collect(emulated_provider("groq"), request)
-    assert error is None
-    emu.timing(provider="groq", ttft_ms=1, chunk_ms=0, chunks=30)  # all but the first token in one write
-    together, error = await collect(emulated_provider("groq"), request)
-    assert error is None
-
-    def kinds(events):
-        out = []
-        for e in events:
-            if type(e) in (TextDelta, ReasoningDelta) and (not out or out[-1] is not type(e)):
-                out.append(type(e))
-        return out
-
-    def joined(events, kind):
-        return "".join(e.text for e in events if type(e) is kind)
-
-    for kind in (TextDelta, ReasoningDelta):
-        assert joined(together, kind) == joined(spread, kind) and joined(spread, kind)
-    assert kinds(together) == kinds(spread) == [ReasoningDelta, TextDelta]
-    pieces = [e for e in together if type(e) in (TextDelta, ReasoningDelta)]
-    assert len(pieces) <= 3  # the first token, then the rest as thinking and as text
-    assert len([e for e in spread if type(e) in (TextDelta, ReasoningDelta)]) > 10
+    await spread_and_together(emu, emulated_provider("groq"), "groq", request)
