@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from bench.harness import Harness, Level
 from bench.services import PY, ROOT, Stack, _wait_http, free_port, process_tree
+from chimera.management.children import terminate
 
 
 @dataclass
@@ -45,12 +46,7 @@ class LayoutStack:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.web.terminate()
-        try:
-            self.web.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.web.kill()
-            self.web.wait()
+        terminate([self.web], grace_s=40)
 
     def pid_of(self, side: str) -> int:
         return self.web.pid

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.harness import Harness, Level
 from bench.services import PY, ROOT, Stack, _wait_http, free_port, process_tree
+from chimera.management.children import terminate
 
 APP = "bench.asgi:application"
 
@@ -70,16 +71,6 @@ class Server:
         except RuntimeError as exc:
             return f"{exc}: {self.log.read_text(errors='replace')[-1500:].strip()}"
         return ""
-
-    def stop(self, deadline: float) -> str:
-        """Wait for it to end after ``terminate()`` (by ``deadline``, else kill it); how long that took."""
-        try:
-            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return f"{self.name} killed"
-        return self.name
 
     def pid_of(self, side: str) -> int:
         return self.proc.pid
@@ -159,11 +150,7 @@ async def measure(stack: Stack, *, sides: list[str], levels: list[tuple[int, int
         return result
     finally:
         t0 = time.monotonic()
-        for server in servers:  # all at once: each gets the same 40 s to finish before it is killed
-            if server.proc.poll() is None:
-                server.proc.terminate()
-        stopped = []
-        for server in servers:
-            name = server.stop(t0 + 40)
-            stopped.append(f"{name} {time.monotonic() - t0:.1f} s")
-        print(f"  stopped: {', '.join(stopped)}")
+        # All at once: they share 40 s to finish before what is left is killed.
+        killed = {p.pid for p in terminate([server.proc for server in servers], grace_s=40)}
+        stopped = [f"{server.name}{' killed' if server.proc.pid in killed else ''}" for server in servers]
+        print(f"  stopped in {time.monotonic() - t0:.1f} s: {', '.join(stopped)}")

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from chimera.management.children import terminate
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
@@ -212,15 +214,7 @@ class Stack:
         time.sleep(TTL + 0.5)
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(reversed(self.procs), grace_s=10)
         self.procs.clear()
 
     # ---- probes of the daphne processes ----------------------------------------------
