@@ -37,14 +37,12 @@ class ApiKeyAuth(HttpBearer):
     async def authenticate(self, request, token: str):
         # On the turn threads (chat.db), not a thread of this request's own: a program's request
         # then holds no database connection while its answer streams.
-        user = await db.run(user_for_key, token)
-        if user is None:
-            raise TurnError("invalid_api_key", BAD_KEY, 401)
-        return user
+        return await db.run(ApiKeyToken(token).user)
 
 
 class ApiKeyToken:
-    """An API key not looked up yet (``DeferredApiKeyAuth``): ``user()`` looks it up (sync)."""
+    """An API key as sent: ``user()`` looks it up (sync), its person or a 401. ``ApiKeyAuth`` does that
+    in its hook; ``DeferredApiKeyAuth`` leaves it for the job that saves the message."""
 
     __slots__ = ("raw",)
 
