@@ -11,27 +11,19 @@ counted here (the workers would overwrite each other's counts).
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bench.harness import Harness, Level
-from bench.services import PY, ROOT, Stack, _wait_http, free_port, process_tree
+from bench.services import PY, ROOT, Beside, Stack, _wait_http, free_port, process_tree
 from chimera.management.children import terminate
 
 
 @dataclass
-class LayoutStack:
-    """What the harness needs of a stack, for the web command's workers (and the stack's emulator)."""
+class LayoutStack(Beside):
+    """The web command's workers, measured without the command itself (it only watches them)."""
 
-    stack: Stack
     workers: int
     server: str = "uvicorn"
-    procs: list[subprocess.Popen] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.emulator_url = self.stack.emulator_url
-        self.relay_url = self.stack.relay_url
-        self.api_key, self.session = self.stack.api_key, self.stack.session
-        self.state_dir = self.stack.state_dir
 
     def __enter__(self) -> LayoutStack:
         port = free_port()
@@ -48,17 +40,12 @@ class LayoutStack:
     def __exit__(self, *exc) -> None:
         terminate([self.web], grace_s=40)
 
-    def pid_of(self, side: str) -> int:
-        return self.web.pid
+    @property
+    def root(self) -> subprocess.Popen:
+        return self.web
 
-    def cpu_ticks(self, pid: int | None = None) -> int:
-        return sum(self.stack.cpu_ticks(child) for child in process_tree(self.web.pid)[1:])
-
-    def rss_kib(self, pid: int | None = None) -> int:
-        return sum(self.stack.rss_kib(child) for child in process_tree(self.web.pid)[1:])
-
-    def query_counts(self) -> dict[str, int]:
-        return {}
+    def measured(self) -> list[int]:
+        return process_tree(self.web.pid)[1:]
 
 
 class LayoutHarness(Harness):

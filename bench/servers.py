@@ -15,10 +15,9 @@ import contextlib
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.harness import Harness, Level
-from bench.services import PY, ROOT, Stack, _wait_http, free_port, process_tree
+from bench.services import PY, ROOT, Beside, Stack, _wait_http, free_port
 from chimera.management.children import terminate
 
 APP = "bench.asgi:application"
@@ -36,18 +35,19 @@ def commands(port: int) -> dict[str, list[str]]:
 
 
 @dataclass
-class Server:
-    """What the harness needs of a stack, for one ASGI server in front of the stack's Chimera."""
+class Server(Beside):
+    """One ASGI server in front of the stack's Chimera, measured with all its processes (granian: its
+    supervisor and its worker)."""
 
-    stack: Stack
     name: str
 
     def __post_init__(self) -> None:
-        self.emulator_url = self.stack.emulator_url
-        self.relay_url = self.stack.relay_url
-        self.api_key, self.session = self.stack.api_key, self.stack.session
-        self.state_dir = self.stack.state_dir
+        super().__post_init__()
         self.log = self.state_dir / f"server-{self.name}.log"
+
+    @property
+    def root(self) -> subprocess.Popen:
+        return self.proc
 
     def start(self) -> None:
         port = free_port()
@@ -71,20 +71,6 @@ class Server:
         except RuntimeError as exc:
             return f"{exc}: {self.log.read_text(errors='replace')[-1500:].strip()}"
         return ""
-
-    def pid_of(self, side: str) -> int:
-        return self.proc.pid
-
-    def cpu_ticks(self, pid: int | None = None) -> int:
-        return sum(
-            self.stack.cpu_ticks(p) for p in process_tree(self.proc.pid) if Path(f"/proc/{p}").exists()
-        )
-
-    def rss_kib(self, pid: int | None = None) -> int:
-        return sum(self.stack.rss_kib(p) for p in process_tree(self.proc.pid) if Path(f"/proc/{p}").exists())
-
-    def query_counts(self) -> dict[str, int]:
-        return {}
 
 
 class ServerHarness(Harness):

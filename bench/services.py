@@ -270,3 +270,37 @@ class Stack:
             ).fetchone()
         keys = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_fetched", "tup_returned")
         return dict(zip(keys, row, strict=True))
+
+
+@dataclass
+class Beside:
+    """What the harness needs of a stack, for server processes started beside the stack's own daphne (the
+    production layout, the other ASGI servers): the same emulator, relay, accounts and state directory;
+    CPU and memory summed over ``measured()``, the ``root`` process's tree; no SQL statement counts."""
+
+    stack: Stack
+
+    def __post_init__(self) -> None:
+        self.emulator_url = self.stack.emulator_url
+        self.relay_url = self.stack.relay_url
+        self.api_key, self.session = self.stack.api_key, self.stack.session
+        self.state_dir = self.stack.state_dir
+
+    @property
+    def root(self) -> subprocess.Popen:
+        raise NotImplementedError
+
+    def measured(self) -> list[int]:
+        return process_tree(self.root.pid)
+
+    def pid_of(self, side: str) -> int:
+        return self.root.pid
+
+    def cpu_ticks(self, pid: int | None = None) -> int:
+        return sum(self.stack.cpu_ticks(p) for p in self.measured() if Path(f"/proc/{p}").exists())
+
+    def rss_kib(self, pid: int | None = None) -> int:
+        return sum(self.stack.rss_kib(p) for p in self.measured() if Path(f"/proc/{p}").exists())
+
+    def query_counts(self) -> dict[str, int]:
+        return {}
