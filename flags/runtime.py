@@ -4,12 +4,19 @@ Read on the hot path, so they are cached in process for ``TTL`` seconds and
 keyed by a version number in the shared cache: saving the flags bumps the
 version and every process picks the change up on its next read after the TTL. While the shared
 cache (Redis) is unreachable, the stored row is read once per TTL instead.
+
+Each web process also checks the version in the background every half TTL (``start``, with the
+ASGI application): while it is unchanged, the copy stays fresh and no turn waits on that read
+(a Redis round trip, about 1 ms inside the server, was on one turn in two before). A change
+still reaches every process within the TTL: the check only ever extends a copy whose version it
+has just read, and a changed version leaves the copy stale for the next read to load.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from typing import Any
 
@@ -18,6 +25,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from chimera.ticker import Ticker
 from flags.schema import FlagsInvalid, check
 
 DEFAULTS: dict[str, Any] = {
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 TTL = 2.0
 _VERSION_KEY = "chimera:flags:version"
 _local: dict[str, Any] = {"at": 0.0, "version": None, "value": None}
+_lock = threading.Lock()  # the copy's value, version and time change together
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -58,14 +67,15 @@ def _defaults() -> dict[str, Any]:
 def get_flags() -> dict[str, Any]:
     """The current flags (defaults merged with the stored row). Callers must not mutate."""
     now = time.monotonic()
-    if _local["value"] is not None and now - _local["at"] < TTL:
-        return _local["value"]
+    value = _local["value"]
+    if value is not None and now - _local["at"] < TTL:
+        return value
     try:
         version = cache.get(_VERSION_KEY, 0)
     except Exception as exc:  # Redis unreachable: read the row each TTL instead of on change
         _warn(exc)
         version = object()  # never equal: re-read
-    if _local["value"] is None or version != _local["version"]:
+    if value is None or version != _local["version"]:
         from flags.models import RuntimeFlags
 
         row = RuntimeFlags.objects.filter(pk=1).first()
@@ -75,10 +85,41 @@ def get_flags() -> dict[str, Any]:
         from usage.alerts import degraded_providers
 
         value["providers"]["degraded"] = degraded_providers()
-        _local["value"] = value
-        _local["version"] = version
-    _local["at"] = now
-    return _local["value"]
+        with _lock:
+            _local.update(value=value, version=version, at=now)
+        return value
+    with _lock:
+        if _local["value"] is value:
+            _local["at"] = max(_local["at"], now)
+    return value
+
+
+def _confirm() -> None:
+    """The background check: the version unchanged, this process's copy is fresh for another TTL.
+    A changed version (or no answer from the cache) leaves the copy to go stale, so the next
+    ``get_flags`` loads it as before; the check itself never reads the row (no connection of its own)."""
+    if _local["value"] is None:
+        return
+    now = time.monotonic()
+    try:
+        version = cache.get(_VERSION_KEY, 0)
+    except Exception:  # the next get_flags reads the row and says why
+        return
+    with _lock:
+        if _local["value"] is not None and version == _local["version"]:
+            _local["at"] = max(_local["at"], now)
+
+
+_ticker = Ticker("chimera-flags", _confirm, lambda: TTL / 2)
+
+
+def start() -> None:
+    """Keep this process's copy fresh in the background (every web process, chimera/asgi.py)."""
+    _ticker.start()
+
+
+def stop() -> None:
+    _ticker.stop()
 
 
 async def aget_flags() -> dict[str, Any]:
@@ -126,7 +167,8 @@ def invalidate() -> None:
             cache.set(_VERSION_KEY, 1, None)
     except Exception as exc:  # Redis unreachable: other processes see the change within their TTL
         _warn(exc)
-    _local.update(at=0.0, value=None, version=None)
+    with _lock:
+        _local.update(at=0.0, value=None, version=None)
 
 
 def _warn(exc: BaseException) -> None:

@@ -4,8 +4,10 @@ and `manage.py load_flags` / `show_flags` serve deploys and on-call people."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -13,6 +15,7 @@ from django.utils import timezone
 from flags import runtime
 from flags.models import FlagChange, RuntimeFlags
 from flags.schema import FlagsInvalid
+from tests.api.helpers import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +118,26 @@ def test_what_show_flags_prints_loads_back_and_the_degraded_list_follows_the_ale
     Alert.objects.update(resolved_at=timezone.now())
     runtime.invalidate()
     assert runtime.get_flags()["providers"]["degraded"] == []
+
+
+def test_the_background_check_keeps_the_copy_fresh_and_never_hides_a_change():
+    """Each web process checks the flags' version in the background (chimera/asgi.py starts it), so
+    turns do not wait on that read; a change made elsewhere still loads at the copy's next read."""
+    runtime.set_flags({"enableCaching": True})
+    loaded = runtime.get_flags()
+    at = runtime._local["at"]
+    runtime.start()  # idempotent: the ASGI application may have started it in this process already
+    wait_for(lambda: runtime._local["at"] > at, what="the background check to confirm the copy")
+    assert runtime.get_flags() is loaded  # fresh: nothing was read again on the way
+
+    # Another process saves a change: the row and the version in the shared cache, not this copy.
+    RuntimeFlags.objects.filter(pk=1).update(value={"enableCaching": False})
+    try:
+        cache.incr(runtime._VERSION_KEY)
+    except ValueError:
+        cache.set(runtime._VERSION_KEY, 1, None)
+    changed = time.monotonic()
+    runtime._confirm()  # the version moved: no check after the change may extend the old copy
+    assert runtime._local["at"] < changed
+    # So it goes stale within the TTL, and the next read loads the change.
+    assert wait_for(lambda: runtime.get_flags()["enableCaching"] is False, what="the change to load")
