@@ -35,6 +35,7 @@ from chat.events import Siblings, TurnFinished
 from chat.models import Conversation, Message
 from chat.request import Mode, TurnRequest
 from chat.text import storable, storable_data
+from chimera import rows
 from providers.base import ChatMessage, Role
 from usage import limits, recording
 from usage.models import RateLimitRefusal
@@ -147,13 +148,14 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
     user_message: Message | None = None
     if request.mode is Mode.NEW:
         first = next((text for role, text in request.history if role == Message.Role.USER), request.content)
-        conversation = Conversation.objects.create(
+        conversation = Conversation(
             id=request.conversation_id or uuid.uuid4(),
             user=user,
             title=title_from(first),
             active_leaf_id=answer_id,  # the answer below; saves an UPDATE on the way to the provider
             settings={"tier": request.options.tier},  # the page picks it again for this conversation
         )
+        rows.insert([conversation])
         # Earlier messages a client sent for a conversation we had not seen (API clients keep
         # their own history): stored as one chain the new message continues.
         parent = _store_history(conversation, request.history)
@@ -204,12 +206,12 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
         status=Message.Status.STREAMING,
         metadata={"tier": request.options.tier},
     )
-    Message.objects.bulk_create([m for m in (user_message, answer) if m is not None])
+    rows.insert([m for m in (user_message, answer) if m is not None])
     if request.mode is not Mode.NEW:
         changes: dict[str, Any] = {"active_leaf": answer_id, "updated_at": timezone.now()}
         if (conversation.settings or {}).get("tier") != request.options.tier:
             changes["settings"] = {**(conversation.settings or {}), "tier": request.options.tier}
-        Conversation.objects.filter(pk=conversation.pk).update(**changes)
+        rows.update(Conversation, conversation.pk, changes)
     return PreparedTurn(
         answer_id=answer_id,
         conversation_id=conversation.id,
@@ -292,9 +294,9 @@ def _claim(conversation: Conversation) -> None:
 
 def _store_history(conversation: Conversation, history: tuple[tuple[str, str], ...]) -> uuid.UUID | None:
     parent = None
-    rows = []
+    earlier = []
     for role, text in history:
-        rows.append(
+        earlier.append(
             Message(
                 conversation=conversation,
                 parent_message_id=parent,
@@ -303,9 +305,8 @@ def _store_history(conversation: Conversation, history: tuple[tuple[str, str], .
                 status=Message.Status.COMPLETE,
             )
         )
-        parent = rows[-1].id
-    if rows:
-        Message.objects.bulk_create(rows)
+        parent = earlier[-1].id
+    rows.insert(earlier)
     return parent
 
 
@@ -344,15 +345,20 @@ def checkpoint(answer_id: uuid.UUID, text: str, pending_usage: dict[str, Any] | 
 
 def finish(answer: FinalAnswer) -> None:
     with transaction.atomic():
+        now = timezone.now()
         # Models and tools write what they like; a NUL or an unpaired surrogate must not lose the answer.
-        Message.objects.filter(pk=answer.answer_id).update(
-            content=storable(answer.content),
-            status=answer.status,
-            metadata=storable_data(answer.metadata),
-            data_parts=storable_data(answer.data_parts) or None,
-            tool_invocations=storable_data(answer.tool_invocations) or None,
-            pending_usage=None,
-            updated_at=timezone.now(),
+        rows.update(
+            Message,
+            answer.answer_id,
+            {
+                "content": storable(answer.content),
+                "status": answer.status,
+                "metadata": storable_data(answer.metadata),
+                "data_parts": storable_data(answer.data_parts) or None,
+                "tool_invocations": storable_data(answer.tool_invocations) or None,
+                "pending_usage": None,
+                "updated_at": now,
+            },
         )
         recording.record_attempts(
             user_id=answer.user_id,
@@ -363,7 +369,7 @@ def finish(answer: FinalAnswer) -> None:
             trace_id=answer.trace_id,
             priced=answer.priced,
         )
-        Conversation.objects.filter(pk=answer.conversation_id).update(updated_at=timezone.now())
+        rows.update(Conversation, answer.conversation_id, {"updated_at": now})
 
 
 def request_stop(user, answer_id: uuid.UUID) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from chimera.rows import insert
 from providers.events import AttemptFinished, Usage
 from usage.models import UsageMetric
 
@@ -121,7 +122,7 @@ def record_attempts(
                 status_code=attempt.status,
             )
         )
-    UsageMetric.objects.bulk_create(rows, ignore_conflicts=True)
+    insert(rows, ignore_conflicts=True)
     return rows
 
 

@@ -1,0 +1,87 @@
+"""chimera.rows writes what the ORM would write: the same stored values, read back through the ORM, on
+whichever database the suite runs on (PostgreSQL in CI, SQLite at a desk)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from chat.models import Conversation, Message
+from chimera import rows
+from usage.models import UsageMetric
+
+pytestmark = pytest.mark.django_db
+
+FIELDS = [f.name for f in Message._meta.concrete_fields if f.name not in ("id", "created_at", "updated_at")]
+
+
+def message(conversation: Conversation, **values) -> Message:
+    return Message(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content="naïve 😀 text\nwith 'quotes' and \\backslashes",
+        status=Message.Status.STREAMING,
+        metadata={"tier": "balanced", "nested": {"n": 10**15, "list": [1, None, "x"]}},
+        **values,
+    )
+
+
+def stored(pk) -> dict:
+    return Message.objects.filter(pk=pk).values(*FIELDS).get()
+
+
+def test_insert_stores_what_bulk_create_stores(alice):
+    conversation = Conversation(user=alice, title="t", settings={"tier": "fast"})
+    rows.insert([conversation])
+    by_orm, by_rows = message(conversation), message(conversation)
+    Message.objects.bulk_create([by_orm])
+    rows.insert([by_rows, message(conversation, parent_message_id=by_rows.id, data_parts=None)])
+
+    assert stored(by_rows.pk) == stored(by_orm.pk)
+    assert Message.objects.get(pk=by_rows.pk).created_at == by_rows.created_at  # auto_now_add filled in
+    assert by_rows.created_at.tzinfo is not None
+    assert Conversation.objects.get(pk=conversation.pk).settings == {"tier": "fast"}
+    assert Message.objects.filter(conversation=conversation, data_parts__isnull=True).count() == 3
+    assert not by_rows._state.adding  # saved: a later save() updates rather than inserts again
+    by_rows.content = "changed"
+    by_rows.save()
+    assert Message.objects.filter(conversation=conversation).count() == 3
+
+
+def test_ignored_conflicts_add_nothing_and_others_raise(alice):
+    row = UsageMetric(
+        id=uuid.uuid4(), user=alice, provider="groq", model="m", cost_usd=Decimal("0.000123"), input_tokens=7
+    )
+    rows.insert([row], ignore_conflicts=True)
+    again = UsageMetric(id=row.id, user=alice, provider="groq", model="m", cost_usd=Decimal("9"))
+    rows.insert([again], ignore_conflicts=True)
+
+    [kept] = UsageMetric.objects.filter(user=alice)
+    assert (kept.cost_usd, kept.input_tokens) == (Decimal("0.000123"), 7)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.insert([UsageMetric(id=row.id, user=alice, provider="groq", model="m")])
+
+
+def test_update_changes_one_row_as_queryset_update_does(alice):
+    conversation = Conversation(user=alice)
+    rows.insert([conversation])
+    answer = message(conversation)
+    rows.insert([answer])
+    twin = message(conversation)
+    rows.insert([twin])
+    when = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    values = {"content": "done", "status": "complete", "metadata": None, "data_parts": [{"type": "x"}]}
+
+    assert rows.update(Message, answer.pk, {**values, "updated_at": when}) == 1
+    Message.objects.filter(pk=twin.pk).update(**values, updated_at=when)
+    assert stored(answer.pk) == stored(twin.pk)
+    assert Message.objects.get(pk=answer.pk).updated_at == when
+    assert Message.objects.filter(pk=answer.pk, metadata__isnull=True).exists()
+    assert rows.update(Conversation, conversation.pk, {"active_leaf": answer.pk}) == 1
+    assert Conversation.objects.get(pk=conversation.pk).active_leaf_id == answer.pk
+    assert rows.update(Message, uuid.uuid4(), {"content": "nobody"}) == 0
