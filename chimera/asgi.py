@@ -18,6 +18,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from chat import sweep  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from flags import runtime as flags_runtime  # noqa: E402
+from providers import breaker  # noqa: E402
 from usage import schedule  # noqa: E402
 
 http_app = django_asgi_app
@@ -37,7 +38,9 @@ application = ProtocolTypeRouter(
 # Answers whose process died are settled by every web process, from its start (chat/sweep.py); the
 # background schedule (rollups, alerts, notification retries) runs in every web process too, each job
 # once per slot whoever runs it (usage/schedule.py): `make run` needs no beat, the Procfile's beat adds one.
-# The runtime flags' version is checked in the background too, so no turn waits on it (flags/runtime.py).
+# The runtime flags' version and the breakers' states are read in the background too, so no turn waits
+# on those reads (flags/runtime.py, providers/breaker.py).
 sweep.start()
 schedule.start()
 flags_runtime.start()
+breaker.start()

@@ -15,7 +15,9 @@ State lives in Redis when ``settings.REDIS_URL`` is set (one hash per provider,
 ``chimera:breaker:<provider>``, plus a ``:probe`` key), so every process agrees; in
 process memory otherwise. Reads are cached in process for ``cache_s`` (default 0.5 s):
 the common case (closed) costs no round trip at all on the hot path; claiming a probe
-is one round trip. If Redis is unreachable the breaker fails open (allows everything)
+is one round trip. Each web process also reads the states it has cached again in the background,
+every half ``cache_s`` (``start``, with the ASGI application), so a turn finds them fresh however
+long ago the last turn was, with the same bound on their age. If Redis is unreachable the breaker fails open (allows everything)
 rather than take the chat down with it.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
 from dataclasses import asdict, dataclass
@@ -31,6 +34,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from chimera.ticker import Ticker
 from providers.base import ProviderError
 
 log = logging.getLogger(__name__)
@@ -117,6 +121,8 @@ class Breaker:
         self._mem: dict[str, _Raw] = {}
         self._mem_probe: dict[str, float] = {}  # name -> probe claimed until
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._sync_client: Any = None  # the background refresh's (a thread, not a loop)
+        self._cache_lock = threading.Lock()  # the refresh thread never replaces a newer entry
         self._warned_at = 0.0
 
     @property
@@ -241,7 +247,8 @@ class Breaker:
 
     async def reset(self, provider: str) -> None:
         """Close one provider's breaker by hand (operations)."""
-        self._cache.pop(provider, None)
+        with self._cache_lock:
+            self._cache.pop(provider, None)
         await self.record_success(provider)
 
     # -- internals ----------------------------------------------------------------------------
@@ -256,7 +263,39 @@ class Breaker:
         return [key, key + ":probe"]
 
     def _remember(self, provider: str, raw: _Raw) -> None:
-        self._cache[provider] = (time.monotonic(), raw)
+        with self._cache_lock:
+            self._cache[provider] = (time.monotonic(), raw)
+
+    def refresh_cached(self) -> None:
+        """Read again (sync, one round trip) the states this process has cached, so the hot path finds
+        them fresh. Stamped with the time the read was sent: an entry this process wrote after that
+        (its own failure or success) is newer and stays. Redis unreachable: nothing changes, and the
+        entries age out as they would without this."""
+        names = list(self._cache)
+        if not self.shared or self.cache_s <= 0 or not names:
+            return
+        sent = time.monotonic()
+        try:
+            if self._sync_client is None:
+                import redis
+
+                wait = settings.REDIS_TIMEOUT_S
+                self._sync_client = redis.Redis.from_url(
+                    self.redis_url, socket_timeout=wait, socket_connect_timeout=wait
+                )
+            pipe = self._sync_client.pipeline(transaction=False)
+            for name in names:
+                pipe.hmget(self.prefix + name, "failures", "opened_at", "last_error")
+            rows = pipe.execute()
+        except Exception as exc:
+            self._warn(exc)
+            return
+        with self._cache_lock:
+            for name, (failures, opened, last_error) in zip(names, rows, strict=True):
+                hit = self._cache.get(name)
+                if hit is None or hit[0] <= sent:
+                    raw = _Raw(int(failures or 0), float(opened) if opened else None, _s(last_error))
+                    self._cache[name] = (sent, raw)
 
     async def _read(self, names: tuple[str, ...], fresh: bool = False) -> dict[str, _Raw]:
         if not self.shared:
@@ -335,6 +374,29 @@ def get_breaker() -> Breaker:
     if breaker is None:
         breaker = _default["b"] = Breaker()
     return breaker
+
+
+def _refresh_default() -> None:
+    breaker = _default.get("b")
+    if breaker is not None:
+        breaker.refresh_cached()
+
+
+_refresher = Ticker(
+    "chimera-breaker-refresh",
+    _refresh_default,
+    lambda: max(0.1, (_default["b"].cache_s if "b" in _default else 0.5) / 2),
+)
+
+
+def start() -> None:
+    """Keep the process-wide breaker's cached states fresh in the background (every web process,
+    chimera/asgi.py): a turn's route is then planned with no round trip."""
+    _refresher.start()
+
+
+def stop() -> None:
+    _refresher.stop()
 
 
 def reset_default_breaker() -> None:

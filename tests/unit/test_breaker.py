@@ -6,6 +6,7 @@ Time is a clock we advance by hand (the breaker takes a ``clock``), never a slee
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -222,6 +223,40 @@ async def test_a_cached_closed_state_costs_no_round_trip_but_sees_changes_after_
     assert await reader.allow("groq")  # still within the cache window
     reader.cache_s = 0
     assert not await reader.allow("groq")
+
+
+async def test_the_background_refresh_brings_other_processes_changes_without_a_round_trip(redis_prefix):
+    """Each web process reads its cached states again in the background (providers.breaker.start), so a
+    turn plans its route with no round trip yet sees another process's failures as soon as before."""
+    clock = Clock()
+    reader = Breaker(redis_url=REDIS_URL, prefix=redis_prefix, cache_s=60, clock=clock)
+    writer = Breaker(redis_url=REDIS_URL, prefix=redis_prefix, cache_s=0, clock=clock)
+    assert await reader.state("groq") == "closed"  # read once: now in the reader's cache
+    for _ in range(5):  # another process opens it
+        await writer.record_failure("groq", outage())
+    assert await reader.allow("groq")  # still the cached "closed"
+
+    await asyncio.to_thread(reader.refresh_cached)  # what the refresh thread does
+
+    assert await reader.state("groq") == "open"  # from the cache: no read of the loop's own
+    assert not await reader.allow("groq")
+    # An entry written after a refresh was sent (this process's own success, say) is newer: it stays.
+    await reader.record_success("groq")
+    stamped, closed = reader._cache["groq"]
+    reader._cache["groq"] = (stamped + 3600, closed)  # written "later" than the next refresh is sent
+    await writer.record_failure("groq", outage())
+    await asyncio.to_thread(reader.refresh_cached)
+    assert reader._cache["groq"] == (stamped + 3600, closed)
+
+
+async def test_the_refresh_of_an_unreachable_redis_changes_nothing():
+    breaker = Breaker(redis_url="redis://127.0.0.1:9/0", prefix="test:unreachable:", cache_s=60)
+    assert await breaker.state("groq") == "closed"  # fails open; remembered as closed
+    cached = dict(breaker._cache)
+
+    await asyncio.to_thread(breaker.refresh_cached)  # no exception, no change: entries age out as before
+
+    assert breaker._cache == cached
 
 
 async def test_an_unreachable_redis_fails_open():
