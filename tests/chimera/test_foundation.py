@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
@@ -155,3 +156,15 @@ def test_settings_refuse_a_malformed_boolean(monkeypatch):
         envbool("X_FLAG", False)
     monkeypatch.setenv("X_FLAG", "True")
     assert envbool("X_FLAG", False) is True
+
+
+def test_the_asgi_application_starts_its_background_threads_and_freezes_what_it_loaded():
+    """Every web process: the flags' and breakers' background reads run (so no turn waits on them),
+    and the objects loaded at start are out of the collector's reach (full collections stay short)."""
+    import threading
+
+    import chimera.asgi  # noqa: F401 - what every server imports
+
+    running = {t.name for t in threading.enumerate()}
+    assert {"chimera-flags", "chimera-breaker-refresh"} <= running
+    assert gc.get_freeze_count() > 100_000
