@@ -17,8 +17,8 @@ process memory otherwise. Reads are cached in process for ``cache_s`` (default 0
 the common case (closed) costs no round trip at all on the hot path; claiming a probe
 is one round trip. Each web process also reads the states it has cached again in the background,
 every half ``cache_s`` (``start``, with the ASGI application), so a turn finds them fresh however
-long ago the last turn was, with the same bound on their age. If Redis is unreachable the breaker fails open (allows everything)
-rather than take the chat down with it.
+long ago the last turn was, with the same bound on their age. If Redis is unreachable the breaker
+fails open (allows everything) rather than take the chat down with it.
 """
 
 from __future__ import annotations
