@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.db.models.constants import OnConflict
 
 
@@ -55,14 +55,22 @@ def update(model: type[Model], pk: Any, values: Mapping[str, Any]) -> int:
     in one statement. Returns the number of rows changed (0 or 1)."""
     connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
-    fields = [model._meta.get_field(name) for name in values]
+    fields = [_column(model, name) for name in values]
+    key = _column(model, model._meta.pk.name if model._meta.pk is not None else "id")
     params = [f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(), strict=True)]
-    params.append(model._meta.pk.get_db_prep_save(pk, connection))
+    params.append(key.get_db_prep_save(pk, connection))
     sql = "UPDATE {} SET {} WHERE {} = %s".format(
         quote(model._meta.db_table),
         ", ".join(f"{quote(f.column)} = %s" for f in fields),
-        quote(model._meta.pk.column),
+        quote(key.column),
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def _column(model: type[Model], name: str) -> Field:
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field) or not field.column:
+        raise ValueError(f"{model.__name__}.{name} is not a column of its own")
+    return field
