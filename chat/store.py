@@ -4,8 +4,9 @@ Functions here are synchronous ORM code; the turn calls them on the database thr
 (``chat.db.run``), one hop each, and gets plain records back:
 
 - ``prepare``: the rate limit, then one transaction: the branch read, the user message and the
-  assistant placeholder (``streaming``) written, the conversation's active leaf moved. The user's
-  message is committed before any provider is called (house rule 3).
+  assistant placeholder (``streaming``) written, the conversation's active leaf moved (a new
+  conversation: one statement, its rows and messages together). The user's message is committed
+  before any provider is called (house rule 3).
 - ``checkpoint``: the text so far, at most once per CHIMERA_CHECKPOINT_MS, off the token path.
 - ``finish``: the final message, one usage row per provider attempt, the conversation's timestamp.
 - ``touch`` / ``settle_orphans``: the heartbeat of running answers, and settling the answers of a
@@ -103,6 +104,10 @@ class AnswerState:
 def prepare(request: TurnRequest, windows: tuple[limits.Window, ...] | None) -> PreparedTurn:
     """Count the message in the person's rate-limit ``windows`` (None: no limit), then write."""
     quota = count_against(request.user, windows)
+    if request.mode is Mode.NEW:
+        # Nothing to read or lock: the conversation and its messages go in as one statement, atomic by
+        # itself (rows.insert_together), without the two round trips of a transaction of its own.
+        return dataclasses.replace(_prepare(request), quota=quota)
     with transaction.atomic():
         return dataclasses.replace(_prepare(request), quota=quota)
 
@@ -155,11 +160,10 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
             active_leaf_id=answer_id,  # the answer below; saves an UPDATE on the way to the provider
             settings={"tier": request.options.tier},  # the page picks it again for this conversation
         )
-        rows.insert([conversation])
         # Earlier messages a client sent for a conversation we had not seen (API clients keep
         # their own history): stored as one chain the new message continues.
-        parent = _store_history(conversation, request.history)
-        path = _branch(conversation, parent)
+        path = _history(conversation, request.history)
+        parent = path[-1].id if path else None
     elif request.mode is Mode.CONTINUE:
         conversation = conversation_for(user, request.conversation_id)
         _claim(conversation)
@@ -206,8 +210,10 @@ def _prepare(request: TurnRequest) -> PreparedTurn:
         status=Message.Status.STREAMING,
         metadata={"tier": request.options.tier},
     )
-    rows.insert([m for m in (user_message, answer) if m is not None])
-    if request.mode is not Mode.NEW:
+    if request.mode is Mode.NEW:
+        rows.insert_together([conversation], [*path, answer])  # path: the history and the user's message
+    else:
+        rows.insert([m for m in (user_message, answer) if m is not None])
         changes: dict[str, Any] = {"active_leaf": answer_id, "updated_at": timezone.now()}
         if (conversation.settings or {}).get("tier") != request.options.tier:
             changes["settings"] = {**(conversation.settings or {}), "tier": request.options.tier}
@@ -292,9 +298,10 @@ def _claim(conversation: Conversation) -> None:
         )
 
 
-def _store_history(conversation: Conversation, history: tuple[tuple[str, str], ...]) -> uuid.UUID | None:
+def _history(conversation: Conversation, history: tuple[tuple[str, str], ...]) -> list[Message]:
+    """A client-held history as the chain of messages (not saved yet) the new message continues."""
     parent = None
-    earlier = []
+    earlier: list[Message] = []
     for role, text in history:
         earlier.append(
             Message(
@@ -306,8 +313,7 @@ def _store_history(conversation: Conversation, history: tuple[tuple[str, str], .
             )
         )
         parent = earlier[-1].id
-    rows.insert(earlier)
-    return parent
+    return earlier
 
 
 def _branch(conversation: Conversation, leaf_id: uuid.UUID | None) -> list[Message]:

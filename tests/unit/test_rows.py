@@ -20,14 +20,13 @@ FIELDS = [f.name for f in Message._meta.concrete_fields if f.name not in ("id", 
 
 
 def message(conversation: Conversation, **values) -> Message:
-    return Message(
-        conversation=conversation,
-        role=Message.Role.ASSISTANT,
-        content="naïve 😀 text\nwith 'quotes' and \\backslashes",
-        status=Message.Status.STREAMING,
-        metadata={"tier": "balanced", "nested": {"n": 10**15, "list": [1, None, "x"]}},
-        **values,
-    )
+    defaults = {
+        "role": Message.Role.ASSISTANT,
+        "content": "naïve 😀 text\nwith 'quotes' and \\backslashes",
+        "status": Message.Status.STREAMING,
+        "metadata": {"tier": "balanced", "nested": {"n": 10**15, "list": [1, None, "x"]}},
+    }
+    return Message(conversation=conversation, **{**defaults, **values})
 
 
 def stored(pk) -> dict:
@@ -85,3 +84,19 @@ def test_update_changes_one_row_as_queryset_update_does(alice):
     assert rows.update(Conversation, conversation.pk, {"active_leaf": answer.pk}) == 1
     assert Conversation.objects.get(pk=conversation.pk).active_leaf_id == answer.pk
     assert rows.update(Message, uuid.uuid4(), {"content": "nobody"}) == 0
+
+
+def test_rows_inserted_together_go_in_all_or_none(alice):
+    conversation = Conversation(user=alice, title="together")
+    question = message(conversation, role=Message.Role.USER, status=Message.Status.COMPLETE)
+    answer = message(conversation, parent_message_id=question.id)
+    rows.insert_together([conversation], [question, answer])
+    assert Message.objects.filter(conversation__title="together").count() == 2
+    assert Message.objects.get(pk=answer.pk).parent_message_id == question.pk
+
+    # The same conversation id again: the statement fails whole, so neither its messages are stored.
+    again = Conversation(id=conversation.id, user=alice)
+    orphan = message(again)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.insert_together([again], [orphan])
+    assert not Message.objects.filter(pk=orphan.pk).exists()
