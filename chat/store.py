@@ -1,6 +1,6 @@
 """The turn store: every row a turn reads or writes, and nothing else.
 
-Functions here are synchronous ORM code; the turn calls them on the database threads
+Functions here are synchronous database code; the turn calls them on the database threads
 (``chat.db.run``), one hop each, and gets plain records back:
 
 - ``prepare``: the rate limit, then one transaction: the branch read, the user message and the

@@ -6,7 +6,8 @@ placeholder before the provider is called, the final answer and its usage rows a
 of their Python time (issue 14: measured in ``bench/CHANGES.md``). These send the same statements:
 every value goes through its field's ``get_db_prep_save`` and ``pre_save`` (so UUIDs, JSON, datetimes
 and ``auto_now`` columns are what the ORM would send, on PostgreSQL and SQLite alike), in one
-statement per call (``insert_together``: one for several models, on PostgreSQL). No signals are sent; none is connected to these models.
+statement per call (``insert_together``: one for several models, on PostgreSQL). No signals are
+sent; none is connected to these models.
 """
 
 from __future__ import annotations
