@@ -29,7 +29,7 @@ import threading
 import time
 import weakref
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -48,6 +48,14 @@ class _Raw:
     failures: int = 0
     opened_at: float | None = None
     last_error: str = ""
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("failures", "opened_at", "last_error")  # of the hash, in this order
+
+    @classmethod
+    def from_row(cls, row: Any) -> _Raw:
+        """A provider's hash as ``HMGET <key> *FIELDS`` returns it."""
+        failures, opened, last_error = row
+        return cls(int(failures or 0), float(opened) if opened else None, _s(last_error))
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,17 +293,16 @@ class Breaker:
                 )
             pipe = self._sync_client.pipeline(transaction=False)
             for name in names:
-                pipe.hmget(self.prefix + name, "failures", "opened_at", "last_error")
+                pipe.hmget(self.prefix + name, *_Raw.FIELDS)
             rows = pipe.execute()
         except Exception as exc:
             self._warn(exc)
             return
         with self._cache_lock:
-            for name, (failures, opened, last_error) in zip(names, rows, strict=True):
+            for name, row in zip(names, rows, strict=True):
                 hit = self._cache.get(name)
                 if hit is None or hit[0] <= sent:
-                    raw = _Raw(int(failures or 0), float(opened) if opened else None, _s(last_error))
-                    self._cache[name] = (sent, raw)
+                    self._cache[name] = (sent, _Raw.from_row(row))
 
     async def _read(self, names: tuple[str, ...], fresh: bool = False) -> dict[str, _Raw]:
         if not self.shared:
@@ -314,13 +321,13 @@ class Breaker:
                 client = self._client()[0]
                 async with client.pipeline(transaction=False) as pipe:
                     for name in missing:
-                        pipe.hmget(self.prefix + name, "failures", "opened_at", "last_error")
+                        pipe.hmget(self.prefix + name, *_Raw.FIELDS)
                     rows = await pipe.execute()
             except Exception as exc:
                 self._warn(exc)
                 rows = [[None, None, None]] * len(missing)
-            for name, (failures, opened, last_error) in zip(missing, rows, strict=True):
-                raw = _Raw(int(failures or 0), float(opened) if opened else None, _s(last_error))
+            for name, row in zip(missing, rows, strict=True):
+                raw = _Raw.from_row(row)
                 self._remember(name, raw)
                 out[name] = raw
         return {n: out[n] for n in names}
