@@ -209,37 +209,34 @@ class Deltas:
     when a read is used up.
     """
 
-    __slots__ = ("_text", "_thought")
+    __slots__ = ("_kind", "_pieces")
 
     def __init__(self) -> None:
-        self._text: list[str] = []
-        self._thought: list[str] = []
+        self._kind: type[TextDelta] | type[ReasoningDelta] = TextDelta  # what ``_pieces`` are
+        self._pieces: list[str] = []
 
     def text(self, piece: str) -> Event | None:
-        before: Event | None = None
-        if self._thought:
-            before = ReasoningDelta("".join(self._thought))
-            self._thought.clear()
-        self._text.append(piece)
-        return before
+        return self._add(TextDelta, piece)
 
     def thought(self, piece: str) -> Event | None:
-        before: Event | None = None
-        if self._text:
-            before = TextDelta("".join(self._text))
-            self._text.clear()
-        self._thought.append(piece)
-        return before
+        return self._add(ReasoningDelta, piece)
 
     def flush(self) -> list[Event]:
-        out: list[Event] = []
-        if self._thought:
-            out.append(ReasoningDelta("".join(self._thought)))
-            self._thought.clear()
-        if self._text:
-            out.append(TextDelta("".join(self._text)))
-            self._text.clear()
-        return out
+        if not self._pieces:
+            return []
+        event = self._kind("".join(self._pieces))
+        self._pieces.clear()
+        return [event]
+
+    def _add(self, kind: type[TextDelta] | type[ReasoningDelta], piece: str) -> Event | None:
+        before: Event | None = None
+        if kind is not self._kind:
+            if self._pieces:
+                before = self._kind("".join(self._pieces))
+                self._pieces.clear()
+            self._kind = kind
+        self._pieces.append(piece)
+        return before
 
 
 # Upstream connections: enough for every open stream, and idle ones kept warm for 90 s rather than
