@@ -8,16 +8,85 @@ every value goes through its field's ``get_db_prep_save`` and ``pre_save`` (so U
 and ``auto_now`` columns are what the ORM would send, on PostgreSQL and SQLite alike), in one
 statement per call (``insert_together``: one for several models, on PostgreSQL). No signals are
 sent; none is connected to these models.
+
+``cursor`` runs a statement prepared once per connection on PostgreSQL, then sent as its name and
+parameters: the server plans it once instead of on every call. The API key lookup (``accounts.apikeys``,
+a join) uses it: measured on the bench's Postgres with the connection half a second idle, as a turn finds
+it, 1.42 ms before and 0.87–0.91 ms after; 0.37 and 0.17 ms back to back (bench/CHANGES.md). The inserts and updates here do not: their plans
+are cheap, and binding their many values on the server measured slower than Django's client-side
+binding. Django leaves prepared statements off because a pooler in transaction mode (PgBouncer before
+1.21) cannot keep them; ``DB_PREPARED_STATEMENTS=False`` turns them off here for such a setup.
+``load`` and ``select_columns`` read a model's row without the ORM's query building.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import connections, router, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
 from django.db.models.constants import OnConflict
+
+M = TypeVar("M", bound=Model)
+
+
+class _Prepared(CursorWrapper):
+    """Django's cursor wrapper (its execute wrappers and error mapping kept) over a psycopg cursor
+    that binds on the server and prepares each statement the first time this connection sends it."""
+
+    def _execute(self, sql, params, *ignored):
+        self.db.validate_no_broken_transaction()
+        with self.db.wrap_database_errors:
+            return self.cursor.execute(sql, params, prepare=True)
+
+
+def cursor(connection) -> CursorWrapper:
+    """A cursor for one of the turn's statements: prepared on PostgreSQL (see above), else Django's own.
+    While queries are logged (DEBUG, tests that count them) it is Django's own, so they are seen."""
+    if connection.vendor != "postgresql" or not settings.CHIMERA_DB_PREPARED or connection.queries_logged:
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]  # psycopg 3 only
+
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    return _Prepared(ServerBindingCursor(connection.connection), connection)
+
+
+def load(model: type[M], connection, values: Sequence[Any]) -> M:
+    """The instance the ORM would load from ``values``: one per concrete field, in their order, as the
+    database returned them (``select_columns`` asks for them so), through the fields' converters."""
+    converters = _converters(model, connection)
+    if converters:
+        values = list(values)
+        for i, convert, expression in converters:
+            values[i] = convert(values[i], expression, connection)
+    return model.from_db(connection.alias, [f.attname for f in model._meta.concrete_fields], values)
+
+
+def select_columns(model: type[Model], table: str) -> str:
+    """``table."column", …`` for every concrete field of ``model``: the row ``load`` takes."""
+    quote = connections[router.db_for_read(model)].ops.quote_name
+    return ", ".join(f"{table}.{quote(f.column)}" for f in model._meta.concrete_fields)
+
+
+_converter_cache: dict[tuple[type[Model], str], list[tuple[int, Any, Any]]] = {}
+
+
+def _converters(model: type[Model], connection) -> list[tuple[int, Any, Any]]:
+    key = (model, connection.vendor)
+    found = _converter_cache.get(key)
+    if found is None:
+        found = []
+        for i, f in enumerate(model._meta.concrete_fields):
+            column = f.get_col(model._meta.db_table)
+            for convert in connection.ops.get_db_converters(column) + f.get_db_converters(connection):  # type: ignore[attr-defined]
+                found.append((i, convert, column))
+        _converter_cache[key] = found
+    return found
 
 
 def insert(objs: Sequence[Model], *, ignore_conflicts: bool = False) -> None:

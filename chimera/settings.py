@@ -160,6 +160,14 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The API key lookup is prepared once per connection on PostgreSQL (chimera/rows.py); False for a
+# pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21). psycopg
+# prepares nothing while its threshold is None (Django's default): with it set this high, only the
+# statements that ask (chimera.rows.cursor) are prepared; Django's own cursors bind on the client and
+# never are.
+CHIMERA_DB_PREPARED = envbool("DB_PREPARED_STATEMENTS", True)
+if CHIMERA_DB_PREPARED and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 
 # --- redis: channel layer, cache, limits, replay buffers, breaker ----------------
 REDIS_URL = envstr("REDIS_URL")

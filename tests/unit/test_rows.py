@@ -100,3 +100,58 @@ def test_rows_inserted_together_go_in_all_or_none(alice):
     with pytest.raises(IntegrityError), transaction.atomic():
         rows.insert_together([again], [orphan])
     assert not Message.objects.filter(pk=orphan.pk).exists()
+
+
+def test_load_reads_a_row_into_what_the_orm_loads(alice):
+    from django.db import connection
+
+    from accounts.models import User
+
+    alice.tier = User.Tier.PRO
+    alice.last_login = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    alice.first_name = "Ålice 'q' \\"
+    alice.save()
+    sql = f"SELECT {rows.select_columns(User, 'u')} FROM users u WHERE u.id = %s"
+    with rows.cursor(connection) as cursor:
+        cursor.execute(sql, [alice.pk])
+        values = cursor.fetchone()
+
+    loaded, by_orm = rows.load(User, connection, values), User.objects.get(pk=alice.pk)
+
+    assert {f.attname: getattr(loaded, f.attname) for f in User._meta.concrete_fields} == {
+        f.attname: getattr(by_orm, f.attname) for f in User._meta.concrete_fields
+    }
+    assert isinstance(loaded.pk, uuid.UUID) and loaded.last_login.tzinfo is not None
+    assert not loaded._state.adding and loaded._state.db == connection.alias
+    loaded.first_name = "saved again"
+    loaded.save()  # an UPDATE of that row, not a second one
+    assert User.objects.get(pk=alice.pk).first_name == "saved again"
+
+
+def test_the_cursor_prepares_its_statement_on_postgresql_only_when_asked(alice, settings):
+    """On PostgreSQL the statement is planned once per connection (pg_prepared_statements lists it);
+    DB_PREPARED_STATEMENTS=False (a pooler in transaction mode) sends it unprepared, as elsewhere."""
+    from django.db import connection
+
+    def run(marker: str):
+        with rows.cursor(connection) as cursor:
+            cursor.execute(f"SELECT %s AS {marker}, count(*) FROM users WHERE id = %s", [marker, alice.pk])
+            return cursor.fetchone()
+
+    def prepared(marker: str) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [f"%{marker}%"]
+            )
+            return cursor.fetchone()[0] > 0
+
+    settings.CHIMERA_DB_PREPARED = True
+    assert run("chimera_on") == ("chimera_on", 1)
+    settings.CHIMERA_DB_PREPARED = False
+    assert run("chimera_off") == ("chimera_off", 1)
+    if connection.vendor == "postgresql":
+        assert prepared("chimera_on") and not prepared("chimera_off")
+    with pytest.raises(IntegrityError), transaction.atomic():  # errors are Django's, as from its own cursor
+        settings.CHIMERA_DB_PREPARED = True
+        with rows.cursor(connection) as cursor:
+            cursor.execute("INSERT INTO users (id) VALUES (%s)", [alice.pk])
