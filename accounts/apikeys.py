@@ -32,7 +32,7 @@ def create_api_key(user: User, name: str = "default") -> tuple[ApiKey, str]:
 # Every API request's first statement, so one query without the ORM's query building, prepared on
 # PostgreSQL (chimera.rows.cursor): the person (all their columns, converted as the ORM converts them)
 # and whether the key's last-used time is a minute old. Measured on the bench's Postgres with the
-# connection half a second idle, as a turn finds it: 1.42 ms as a raw queryset, 0.87–0.91 ms so.
+# connection half a second idle, as a turn finds it: 1.42 ms as a raw queryset, 0.87 to 0.91 ms so.
 _LOOKUP = (
     "SELECT {columns}, k.id, (k.last_used_at IS NULL OR k.last_used_at < %s) "
     "FROM {users} u JOIN {keys} k ON k.user_id = u.id WHERE k.hashed_key = %s AND k.revoked_at IS NULL"
