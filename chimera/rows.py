@@ -11,11 +11,12 @@ sent; none is connected to these models.
 
 ``cursor`` runs a statement prepared once per connection on PostgreSQL, then sent as its name and
 parameters: the server plans it once instead of on every call. The API key lookup (``accounts.apikeys``,
-a join) uses it: measured on the bench's Postgres with the connection half a second idle, as a turn finds
-it, 1.42 ms before and 0.87 to 0.91 ms after; 0.37 and 0.17 ms back to back (bench/CHANGES.md). The
-inserts and updates here do not: their plans are cheap, and binding their many values on the server
-measured slower than Django's client-side binding. Django leaves prepared statements off because a pooler in transaction mode (PgBouncer before
-1.21) cannot keep them; ``DB_PREPARED_STATEMENTS=False`` turns them off here for such a setup.
+a join) uses it: measured on the bench's Postgres with the connection half a second idle, as a turn
+finds it, 1.42 ms before and 0.87 to 0.91 ms after; 0.37 and 0.17 ms back to back (bench/CHANGES.md).
+The inserts and updates here do not: their plans are cheap, and binding their many values on the
+server measured slower than Django's client-side binding. Django leaves prepared statements off
+because a pooler in transaction mode (PgBouncer before 1.21) cannot keep them;
+``DB_PREPARED_STATEMENTS=False`` turns them off here for such a setup.
 ``load`` and ``select_columns`` read a model's row without the ORM's query building.
 """
 

@@ -20,10 +20,20 @@ log = logging.getLogger(__name__)
 
 
 class Ticker:
-    def __init__(self, name: str, tick: Callable[[], object], interval_s: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        name: str,
+        tick: Callable[[], object],
+        interval_s: Callable[[], float],
+        *,
+        database: bool = True,
+    ) -> None:
         self.name = name
         self.tick = tick
         self.interval_s = interval_s  # read at each wait: settings may change in tests
+        # False for a tick that never touches the database (a Redis read): its thread then has no
+        # connections to look after, and skips doing so twice a tick.
+        self.database = database
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -42,11 +52,13 @@ class Ticker:
     def _run(self) -> None:
         while True:
             try:
-                close_old_connections()
+                if self.database:
+                    close_old_connections()
                 self.tick()
             except Exception:
                 log.exception("%s failed; trying again in %s s", self.name, self.interval_s())
             finally:
-                close_old_connections()
+                if self.database:
+                    close_old_connections()
             if self._stop.wait(self.interval_s()):
                 return

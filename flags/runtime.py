@@ -110,7 +110,7 @@ def _confirm() -> None:
             _local["at"] = max(_local["at"], now)
 
 
-_ticker = Ticker("chimera-flags", _confirm, lambda: TTL / 2)
+_ticker = Ticker("chimera-flags", _confirm, lambda: TTL / 2, database=False)
 
 
 def start() -> None:

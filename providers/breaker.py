@@ -13,11 +13,14 @@ do not count; timeouts, 5xx, 429 and connection refusals do.
 
 State lives in Redis when ``settings.REDIS_URL`` is set (one hash per provider,
 ``chimera:breaker:<provider>``, plus a ``:probe`` key), so every process agrees; in
-process memory otherwise. Reads are cached in process for ``cache_s`` (default 0.5 s):
+process memory otherwise. Reads are cached in process for ``cache_s`` (default 2 s):
 the common case (closed) costs no round trip at all on the hot path; claiming a probe
 is one round trip. Each web process also reads the states it has cached again in the background,
 every half ``cache_s`` (``start``, with the ASGI application), so a turn finds them fresh however
-long ago the last turn was, with the same bound on their age. If Redis is unreachable the breaker
+long ago the last turn was: another process's failures reach it within about a second, as a change
+of the runtime flags does (their TTL is 2 s too). A process's own failures count at once. The
+window was 0.5 s: a read every 0.25 s, 0.47 ms of CPU each on a process woken for it, about
+1.4 ms per answer at one stream (bench/CHANGES.md). If Redis is unreachable the breaker
 fails open (allows everything) rather than take the chat down with it.
 """
 
@@ -113,7 +116,7 @@ class Breaker:
         cooldown_s: float | None = None,
         redis_url: str | None = None,
         prefix: str = PREFIX,
-        cache_s: float = 0.5,
+        cache_s: float = 2.0,
         clock: Any = time.time,
     ) -> None:
         from providers.catalog import get_catalog
@@ -393,6 +396,7 @@ _refresher = Ticker(
     "chimera-breaker-refresh",
     _refresh_default,
     lambda: max(0.1, (_default["b"].cache_s if "b" in _default else 0.5) / 2),
+    database=False,
 )
 
 
