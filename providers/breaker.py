@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 State = Literal["closed", "open", "half-open"]
 PREFIX = "chimera:breaker:"
+CACHE_S = 2.0  # how long a state read from Redis is trusted (the docstring above)
 
 
 @dataclass(slots=True)
@@ -116,7 +117,7 @@ class Breaker:
         cooldown_s: float | None = None,
         redis_url: str | None = None,
         prefix: str = PREFIX,
-        cache_s: float = 2.0,
+        cache_s: float = CACHE_S,
         clock: Any = time.time,
     ) -> None:
         from providers.catalog import get_catalog
@@ -395,7 +396,7 @@ def _refresh_default() -> None:
 _refresher = Ticker(
     "chimera-breaker-refresh",
     _refresh_default,
-    lambda: max(0.1, (_default["b"].cache_s if "b" in _default else 0.5) / 2),
+    lambda: max(0.1, (_default["b"].cache_s if "b" in _default else CACHE_S) / 2),
     database=False,
 )
 
