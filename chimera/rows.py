@@ -45,8 +45,8 @@ class _Prepared(CursorWrapper):
 
 
 def cursor(connection) -> CursorWrapper:
-    """A cursor for one of the turn's statements: prepared on PostgreSQL (see above), else Django's own.
-    While queries are logged (DEBUG, tests that count them) it is Django's own, so they are seen."""
+    """A cursor whose statements are prepared on PostgreSQL (see above), else Django's own. While
+    queries are logged (DEBUG, tests that count them) it is Django's own, so they are seen."""
     if connection.vendor != "postgresql" or not settings.CHIMERA_DB_PREPARED or connection.queries_logged:
         return connection.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]  # psycopg 3 only
